@@ -1,0 +1,242 @@
+"""The model bundle: the contract between training, the indexer and the API.
+
+A bundle is a directory holding ``manifest.json`` and the files it names, each
+with its sha256 and size. Reading a file verifies it first, so a truncated or
+tampered file is refused with an error naming it.
+
+Layout::
+
+    manifest.json      model version, dimension, history length, dataset, metrics, files
+    user_tower.npz     weights of the user tower (see recommender.towers.UserTower)
+    item_tower.npz     weights and feature vocabularies of the item tower
+    catalog.json       [{movie_id, title, year, genres, popularity}, ...]
+    movie_vectors.npy  float32 [len(catalog), dimension], row i is catalog[i]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender.features import Movie
+from recommender.towers import ItemTower, TowerWeightsError, UserTower
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+USER_TOWER = "user_tower.npz"
+ITEM_TOWER = "item_tower.npz"
+CATALOG = "catalog.json"
+MOVIE_VECTORS = "movie_vectors.npy"
+REQUIRED_FILES = (USER_TOWER, ITEM_TOWER, CATALOG, MOVIE_VECTORS)
+
+
+class BundleError(Exception):
+    """A bundle is missing, incomplete, tampered with or inconsistent."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed ``manifest.json``."""
+
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, raw: Any, source: str) -> Manifest:
+        if not isinstance(raw, dict):
+            raise BundleError(f"{source}: the manifest must be a JSON object")
+        for key in ("format_version", "model_version", "dimension", "history_length", "files"):
+            if key not in raw:
+                raise BundleError(f"{source}: missing field {key!r}")
+        if raw["format_version"] != FORMAT_VERSION:
+            raise BundleError(f"{source}: format_version {raw['format_version']!r}, this code reads {FORMAT_VERSION}")
+        files = raw["files"]
+        if not isinstance(files, dict):
+            raise BundleError(f"{source}: 'files' must be an object")
+        for name in REQUIRED_FILES:
+            entry = files.get(name)
+            if not isinstance(entry, dict) or "sha256" not in entry or "bytes" not in entry:
+                raise BundleError(f"{source}: 'files' has no sha256 and bytes for {name}")
+        return cls(raw)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.raw["model_version"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.raw["dimension"])
+
+    @property
+    def history_length(self) -> int:
+        return int(self.raw["history_length"])
+
+    @property
+    def space_type(self) -> str:
+        return str(self.raw.get("space_type", "innerproduct"))
+
+    @property
+    def files(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.raw["files"]  # type: ignore[no-any-return]
+
+    @property
+    def dataset(self) -> Mapping[str, Any]:
+        return self.raw.get("dataset", {})  # type: ignore[no-any-return]
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self.raw.get("metrics", {})  # type: ignore[no-any-return]
+
+
+@dataclass
+class Bundle:
+    """A verified view of a bundle directory; files are read (and checked) on first use."""
+
+    path: Path
+    manifest: Manifest
+    _verified: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def model_version(self) -> str:
+        return self.manifest.model_version
+
+    @property
+    def dimension(self) -> int:
+        return self.manifest.dimension
+
+    def file(self, name: str) -> Path:
+        """Path of a bundle file after checking its size and sha256 against the manifest."""
+        if name in self._verified:
+            return self.path / name
+        entry = self.manifest.files.get(name)
+        if entry is None:
+            raise BundleError(f"{self.path}: the manifest does not list {name}")
+        target = self.path / name
+        if not target.is_file():
+            raise BundleError(f"{target}: missing from the bundle")
+        size = target.stat().st_size
+        if size != int(entry["bytes"]):
+            raise BundleError(f"{target}: {size} bytes, the manifest says {entry['bytes']} (truncated or replaced)")
+        digest = sha256_file(target)
+        if digest != entry["sha256"]:
+            raise BundleError(f"{target}: sha256 {digest[:12]}... does not match the manifest (tampered or corrupt)")
+        self._verified.add(name)
+        return target
+
+    def verify(self) -> None:
+        """Check every file's hash and every array's shape."""
+        for name in self.manifest.files:
+            self.file(name)
+        _ = self.user_tower, self.item_tower, self.movie_vectors, self.catalog
+
+    @cached_property
+    def user_tower(self) -> UserTower:
+        path = self.file(USER_TOWER)
+        try:
+            tower = UserTower.load(path)
+        except (TowerWeightsError, ValueError, OSError) as exc:
+            raise BundleError(f"{path}: {exc}") from exc
+        if tower.dimension != self.dimension or tower.history_length != self.manifest.history_length:
+            raise BundleError(
+                f"{path}: dimension {tower.dimension} and history length {tower.history_length}, the "
+                f"manifest says {self.dimension} and {self.manifest.history_length}"
+            )
+        return tower
+
+    @cached_property
+    def item_tower(self) -> ItemTower:
+        path = self.file(ITEM_TOWER)
+        try:
+            tower = ItemTower.load(path)
+        except (TowerWeightsError, ValueError, OSError) as exc:
+            raise BundleError(f"{path}: {exc}") from exc
+        if tower.dimension != self.dimension:
+            raise BundleError(f"{path}: dimension {tower.dimension}, the manifest says {self.dimension}")
+        return tower
+
+    @cached_property
+    def catalog(self) -> list[Movie]:
+        path = self.file(CATALOG)
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            return [Movie.from_dict(row) for row in rows]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BundleError(f"{path}: not a valid catalog ({exc})") from exc
+
+    @cached_property
+    def movie_vectors(self) -> np.ndarray:
+        path = self.file(MOVIE_VECTORS)
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise BundleError(f"{path}: {exc}") from exc
+        expected = (len(self.catalog), self.dimension)
+        if vectors.dtype != np.float32 or vectors.shape != expected:
+            raise BundleError(f"{path}: {vectors.dtype} {vectors.shape}, want float32 {expected}")
+        return vectors  # type: ignore[no-any-return]
+
+
+def open_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Open a local bundle directory and parse its manifest (files are verified when read)."""
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path}: no manifest (is {root} a model bundle? run `recs train`)")
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    return Bundle(root, Manifest.parse(raw, str(manifest_path)))
+
+
+def write_bundle(
+    out_dir: str | os.PathLike[str],
+    *,
+    model_version: str,
+    user_tower: UserTower,
+    item_tower: ItemTower,
+    catalog: Sequence[Movie],
+    movie_vectors: np.ndarray,
+    extra: Mapping[str, Any] | None = None,
+) -> Bundle:
+    """Write a complete bundle; the manifest is written last, atomically, so a reader never sees half."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if movie_vectors.shape != (len(catalog), user_tower.dimension):
+        raise BundleError(f"movie_vectors {movie_vectors.shape} do not match {len(catalog)} movies")
+    np.savez(out / USER_TOWER, **user_tower.arrays())
+    np.savez(out / ITEM_TOWER, **item_tower.arrays())
+    (out / CATALOG).write_text(json.dumps([m.to_dict() for m in catalog]), encoding="utf-8")
+    np.save(out / MOVIE_VECTORS, np.ascontiguousarray(movie_vectors, dtype=np.float32))
+    files = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in REQUIRED_FILES}
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model_version": model_version,
+        "dimension": user_tower.dimension,
+        "history_length": user_tower.history_length,
+        "space_type": "innerproduct",
+        "movies": len(catalog),
+        **(dict(extra) if extra else {}),
+        "files": files,
+    }
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".manifest-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
+    os.replace(tmp, out / MANIFEST)
+    return open_bundle(out)

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The project's two entry points, runnable on a fresh machine with only Python 3.11+, pip and git.
+
+    python3 tasks.py run    # set up .venv, train if no bundle exists, evaluate, index, serve
+    python3 tasks.py test   # set up .venv, then ruff, mypy, the CDK synth and every test
+
+Both create and maintain their own virtual environment in ``.venv`` (reinstalled
+when ``pyproject.toml`` changes). Extra arguments after ``test`` go to pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("RECS_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".recs-installed"
+
+
+def say(msg: str) -> None:
+    print(f"\033[1m==> {msg}\033[0m" if sys.stdout.isatty() else f"==> {msg}", flush=True)
+
+
+def sh(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - the check runs before the venv exists
+        raise SystemExit(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == want and PY.exists():
+        return
+    if not PY.exists():
+        say(f"creating the virtual environment {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    say("installing the project and its dependencies (pip install -e '.[dev]')")
+    sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]")
+    STAMP.write_text(want)
+
+
+def run(args: list[str]) -> None:
+    ensure_venv()
+    sh(BIN / "recs", "up", *args)
+
+
+def test(args: list[str]) -> None:
+    ensure_venv()
+    say("ruff")
+    sh(PY, "-m", "ruff", "check", ".")
+    say("mypy")
+    sh(PY, "-m", "mypy")
+    say("pytest")
+    sh(PY, "-m", "pytest", *args)
+
+
+def main() -> None:
+    commands = {"run": run, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        raise SystemExit(2)
+    commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
