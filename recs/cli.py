@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "training.cli",  # recs train, recs evaluate
     "indexer.cli",  # recs index ...
     "recommender.cli",  # recs serve, recs package
+    "scaling.cli",  # recs scaling plan
     "recs.quickstart",  # recs up
 )
 
