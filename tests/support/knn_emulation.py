@@ -436,8 +436,9 @@ class _Candidate:
 class KnnSearchEngine:
     """Runs a :class:`KnnSearch` against osmem: resolve, fetch candidates, score, page, shape."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, page_size: int = PAGE_SIZE) -> None:
         self.upstream = upstream
+        self.page_size = page_size
 
     def run(self, target: str, search: KnnSearch) -> Json:
         started = time.monotonic()
@@ -533,13 +534,13 @@ class KnnSearchEngine:
         search_after: list[Any] | None = None
         path = f"/{_quote_target(target)}/_search"
         while True:
-            body: Json = {"size": PAGE_SIZE, "query": query, "sort": [{"_id": "asc"}], "track_total_hits": False}
+            body: Json = {"size": self.page_size, "query": query, "sort": [{"_id": "asc"}], "track_total_hits": False}
             if search_after is not None:
                 body["search_after"] = search_after
             hits = self.upstream.json("POST", path, body).get("hits", {}).get("hits", [])
             for hit in hits:
                 yield _Candidate(str(hit["_index"]), str(hit["_id"]), dict(hit.get("_source") or {}))
-            if len(hits) < PAGE_SIZE:
+            if len(hits) < self.page_size:
                 return
             search_after = hits[-1].get("sort")
             if not search_after:
@@ -609,7 +610,7 @@ class _Handler(BaseHTTPRequestHandler):
                 search = self._knn_search(body, split.query)
                 if search is not None:
                     self.server.knn_requests += 1
-                    result = KnnSearchEngine(self.server.upstream).run(target, search)
+                    result = KnnSearchEngine(self.server.upstream, self.server.page_size).run(target, search)
                     if "rest_total_hits_as_int" in urllib.parse.parse_qs(split.query):
                         result["hits"]["total"] = result["hits"]["total"]["value"]
                     self._reply(200, json.dumps(result).encode(), "application/json; charset=UTF-8")
@@ -671,17 +672,19 @@ class _Handler(BaseHTTPRequestHandler):
 class _ProxyHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, page_size: int) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
+        self.page_size = page_size
         self.knn_requests = 0
 
 
 class KnnEmulationProxy:
     """The proxy: ``KnnEmulationProxy(osmem_url).start()``, then talk to ``.url``; ``close()`` when done."""
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, page_size: int = PAGE_SIZE) -> None:
         self.upstream_url = upstream_url.rstrip("/")
+        self.page_size = page_size
         self._server: _ProxyHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -698,7 +701,7 @@ class KnnEmulationProxy:
 
     def start(self) -> KnnEmulationProxy:
         if self._server is None:
-            self._server = _ProxyHTTPServer(Upstream(self.upstream_url))
+            self._server = _ProxyHTTPServer(Upstream(self.upstream_url), self.page_size)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},
