@@ -1,0 +1,47 @@
+"""The one settings object of training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of the two-tower model and its training (defaults tuned on ml-latest-small)."""
+
+    dimension: int = 64
+    """Served vector size: the towers' normalised output (dimension - 1) plus the popularity column."""
+    history_length: int = 50
+    embedding_dim: int = 64
+    token_dim: int = 32
+    hidden: int = 256
+    temperature: float = 0.1
+    batch_size: int = 512
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    epochs: int = 30
+    patience: int = 3
+    min_item_count: int = 1
+    max_tokens: int = 3000
+    id_dropout: float = 0.1
+    target_window: int = 5
+    max_examples_per_user: int | None = 300
+    validation_users: float = 0.1
+    seed: int = 42
+    jit_compile: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dimension < 3:
+            raise ValueError("dimension must be at least 3")
+        if self.history_length < 1:
+            raise ValueError("history_length must be at least 1")
+        if not 0 < self.temperature <= 10:
+            raise ValueError("temperature must be in (0, 10]")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2")
+        if not 0 <= self.validation_users < 1:
+            raise ValueError("validation_users must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

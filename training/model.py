@@ -1,0 +1,132 @@
+"""The two-tower model in Keras 3, written with the same operations as recommender.towers.
+
+Layer weights map one to one onto the numpy towers' arrays (see ``export``),
+so the served numpy forward pass equals this model's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from recommender.features import RATING_BUCKETS
+
+
+def _l2_normalize(x: Any) -> Any:
+    return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), 1e-12))
+
+
+@keras.saving.register_keras_serializable(package="recs")
+class UserTowerLayer(keras.layers.Layer):
+    """History slots + rating buckets -> normalised user vector."""
+
+    def __init__(
+        self, vocab_size: int, history_length: int, embedding_dim: int, hidden: int, output_dim: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size, self.history_length = vocab_size, history_length
+        self.embedding_dim, self.hidden, self.output_dim = embedding_dim, hidden, output_dim
+        self.history_embedding = self.add_weight(
+            name="history_embedding", shape=(vocab_size + 2, embedding_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.05),
+        )
+        self.position_logit = self.add_weight(name="position_logit", shape=(history_length,), initializer="zeros")
+        self.rating_logit = self.add_weight(name="rating_logit", shape=(RATING_BUCKETS,), initializer="zeros")
+        self.dense1 = keras.layers.Dense(hidden, activation="relu", name="dense1")
+        self.dense2 = keras.layers.Dense(output_dim, name="dense2")
+
+    def build(self, input_shape: Any = None) -> None:
+        self.dense1.build((None, 2 * self.embedding_dim))
+        self.dense2.build((None, self.hidden))
+        self.built = True
+
+    def call(self, slots: Any, buckets: Any) -> Any:
+        mask = ops.cast(slots > 0, "float32")
+        emb = ops.take(self.history_embedding, slots, axis=0)
+        weight = mask * ops.softplus(self.position_logit[None, :] + ops.take(self.rating_logit, buckets, axis=0))
+        weighted = ops.sum(weight[..., None] * emb, axis=1) / (ops.sum(weight, axis=1, keepdims=True) + 1e-6)
+        mean = ops.sum(mask[..., None] * emb, axis=1) / (ops.sum(mask, axis=1, keepdims=True) + 1e-6)
+        hidden = self.dense1(ops.concatenate([weighted, mean], axis=1))
+        return _l2_normalize(self.dense2(hidden))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "history_length": self.history_length,
+                "embedding_dim": self.embedding_dim, "hidden": self.hidden, "output_dim": self.output_dim}
+
+
+@keras.saving.register_keras_serializable(package="recs")
+class ItemTowerLayer(keras.layers.Layer):
+    """Id slot + genres + year + title tokens -> normalised item vector."""
+
+    def __init__(
+        self, vocab_size: int, n_genres: int, n_tokens: int, embedding_dim: int, token_dim: int, hidden: int,
+        output_dim: int, **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size, self.n_genres, self.n_tokens = vocab_size, n_genres, n_tokens
+        self.embedding_dim, self.token_dim, self.hidden, self.output_dim = embedding_dim, token_dim, hidden, output_dim
+        self.id_embedding = self.add_weight(
+            name="id_embedding", shape=(vocab_size + 2, embedding_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.05),
+        )
+        self.token_embedding = self.add_weight(
+            name="token_embedding", shape=(n_tokens + 1, token_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.05),
+        )
+        self.dense1 = keras.layers.Dense(hidden, activation="relu", name="dense1")
+        self.dense2 = keras.layers.Dense(output_dim, name="dense2")
+
+    def build(self, input_shape: Any = None) -> None:
+        self.dense1.build((None, self.embedding_dim + self.n_genres + 2 + self.token_dim))
+        self.dense2.build((None, self.hidden))
+        self.built = True
+
+    def call(self, id_slot: Any, genres: Any, year: Any, tokens: Any) -> Any:
+        id_e = ops.take(self.id_embedding, id_slot, axis=0)
+        tok_mask = ops.cast(tokens > 0, "float32")
+        tok_e = ops.sum(tok_mask[..., None] * ops.take(self.token_embedding, tokens, axis=0), axis=1) / (
+            ops.sum(tok_mask, axis=1, keepdims=True) + 1e-6
+        )
+        hidden = self.dense1(ops.concatenate([id_e, genres, year, tok_e], axis=1))
+        return _l2_normalize(self.dense2(hidden))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "n_genres": self.n_genres,
+                "n_tokens": self.n_tokens, "embedding_dim": self.embedding_dim, "token_dim": self.token_dim,
+                "hidden": self.hidden, "output_dim": self.output_dim}
+
+
+class TwoTower(keras.Model):
+    """In-batch sampled softmax with logQ correction, accidental hits masked, and a popularity logit.
+
+    ``logit(u, j) = u.v_j / temperature + w_pop * log(1 + count_j) - log Q(j)``; at serving time the
+    first two terms are one inner product of the exported vectors.
+    """
+
+    def __init__(self, user_tower: UserTowerLayer, item_tower: ItemTowerLayer, temperature: float,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.user_tower = user_tower
+        self.item_tower = item_tower
+        self.temperature = temperature
+        self.popularity_weight = self.add_weight(name="popularity_weight", shape=(), initializer="zeros")
+
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        u = self.user_tower(inputs["hist_slots"], inputs["hist_buckets"])
+        v = self.item_tower(inputs["id_slot"], inputs["genres"], inputs["year"], inputs["tokens"])
+        return u, v
+
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        u, v = y_pred
+        logits = ops.matmul(u, ops.transpose(v)) / self.temperature
+        logits = logits + self.popularity_weight * x["log_pop"][None, :] - x["log_q"][None, :]
+        same = ops.equal(x["target"][:, None], x["target"][None, :])
+        eye = ops.eye(ops.shape(logits)[0], dtype="bool")
+        logits = ops.where(ops.logical_and(same, ops.logical_not(eye)), -1e9, logits)
+        labels = ops.arange(ops.shape(logits)[0])
+        loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        return ops.mean(loss)
