@@ -7,16 +7,20 @@ the documented k-NN plugin does. The unmarked ones test the emulation proxy itse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from opensearchpy import OpenSearch
+from osmem_server import OsmemServer
 
 from recommender.features import Movie
 from tests.support.http import request
 from tests.support.knn_emulation import KnnEmulationProxy, knn_scores
 from tests.support.opensearch_fixtures import create_movie_index, movie_index_body
+
+UniqueName = Callable[[str], str]
 
 
 def movies(n: int, genres: tuple[str, ...] = ("Drama",)) -> list[Movie]:
@@ -54,7 +58,7 @@ def line_index(url: str, name: str, n: int = 20, **kwargs: Any) -> None:
 
 
 @pytest.mark.opensearch
-def test_k_bounds_the_hits_and_size_pages_within_them(opensearch_url: str, unique_name) -> None:
+def test_k_bounds_the_hits_and_size_pages_within_them(opensearch_url: str, unique_name: UniqueName) -> None:
     index = unique_name("knn")
     line_index(opensearch_url, index)
     three = search(opensearch_url, index, knn_body([0.0, 0.0], 5, size=3))
@@ -72,7 +76,7 @@ def test_k_bounds_the_hits_and_size_pages_within_them(opensearch_url: str, uniqu
 
 
 @pytest.mark.opensearch
-def test_filter_inside_knn_applies_before_top_k(opensearch_url: str, unique_name) -> None:
+def test_filter_inside_knn_applies_before_top_k(opensearch_url: str, unique_name: UniqueName) -> None:
     index = unique_name("knn")
     # The 6 nearest movies are comedies; 6 dramas lie further away.
     catalog = movies(6, ("Comedy",)) + [
@@ -89,7 +93,7 @@ def test_filter_inside_knn_applies_before_top_k(opensearch_url: str, unique_name
 
 
 @pytest.mark.opensearch
-def test_bool_filter_beside_knn_is_a_post_filter(opensearch_url: str, unique_name) -> None:
+def test_bool_filter_beside_knn_is_a_post_filter(opensearch_url: str, unique_name: UniqueName) -> None:
     index = unique_name("knn")
     catalog = [Movie(i, f"M{i}", 2000, ("Drama",) if i % 2 else ("Comedy",)) for i in range(1, 11)]
     vectors = [[float(i), 0.0] for i in range(1, 11)]
@@ -120,7 +124,13 @@ SCORE_CASES = [
 @pytest.mark.opensearch
 @pytest.mark.parametrize(("space", "engine", "vectors", "query", "expected"), SCORE_CASES)
 def test_scores_follow_the_documented_formula(
-    opensearch_url: str, unique_name, space: str, engine: str, vectors, query, expected
+    opensearch_url: str,
+    unique_name: UniqueName,
+    space: str,
+    engine: str,
+    vectors: list[list[float]],
+    query: list[float],
+    expected: list[float],
 ) -> None:
     index = unique_name(f"{space}-{engine}")
     create_movie_index(opensearch_url, index, None, movies(len(vectors)), vectors, space_type=space, engine=engine)
@@ -134,7 +144,7 @@ def test_scores_follow_the_documented_formula(
 
 
 @pytest.mark.opensearch
-def test_source_excludes_includes_and_false(opensearch_url: str, unique_name) -> None:
+def test_source_excludes_includes_and_false(opensearch_url: str, unique_name: UniqueName) -> None:
     index = unique_name("knn")
     line_index(opensearch_url, index, n=3)
     excluded = search(opensearch_url, index, knn_body([0.0, 0.0], 1, _source={"excludes": ["embedding"]}))
@@ -154,7 +164,7 @@ def test_source_excludes_includes_and_false(opensearch_url: str, unique_name) ->
 
 
 @pytest.mark.opensearch
-def test_search_through_an_alias_follows_the_swap(opensearch_url: str, unique_name) -> None:
+def test_search_through_an_alias_follows_the_swap(opensearch_url: str, unique_name: UniqueName) -> None:
     alias, old, new = unique_name("alias"), unique_name("old"), unique_name("new")
     create_movie_index(opensearch_url, old, alias, movies(3), [[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]], space_type="l2")
     first = search(opensearch_url, alias, knn_body([0.0, 0.0], 1))
@@ -177,7 +187,7 @@ def test_search_through_an_alias_follows_the_swap(opensearch_url: str, unique_na
     ],
     ids=["no-vector", "wrong-dimension", "k-zero", "no-k"],
 )
-def test_malformed_knn_clause_is_a_400(opensearch_url: str, unique_name, clause: dict[str, Any]) -> None:
+def test_malformed_knn_clause_is_a_400(opensearch_url: str, unique_name: UniqueName, clause: dict[str, Any]) -> None:
     index = unique_name("knn")
     line_index(opensearch_url, index, n=3)
     body = search(opensearch_url, index, {"query": {"knn": {"embedding": clause}}}, expect=(400,))
@@ -187,13 +197,13 @@ def test_malformed_knn_clause_is_a_400(opensearch_url: str, unique_name, clause:
 
 
 @pytest.mark.opensearch
-def test_knn_on_a_missing_index_is_a_404(opensearch_url: str, unique_name) -> None:
+def test_knn_on_a_missing_index_is_a_404(opensearch_url: str, unique_name: UniqueName) -> None:
     body = search(opensearch_url, unique_name("missing"), knn_body([0.0, 0.0], 1), expect=(404,))
     assert body["error"]["type"] == "index_not_found_exception"
 
 
 @pytest.mark.opensearch
-def test_radial_search_by_max_distance_and_min_score(opensearch_url: str, unique_name) -> None:
+def test_radial_search_by_max_distance_and_min_score(opensearch_url: str, unique_name: UniqueName) -> None:
     index = unique_name("knn")
     line_index(opensearch_url, index, n=6)
     near = {"query": {"knn": {"embedding": {"vector": [0.0, 0.0], "max_distance": 9.5}}}}  # squared l2 <= 9.5
@@ -203,7 +213,7 @@ def test_radial_search_by_max_distance_and_min_score(opensearch_url: str, unique
 
 
 @pytest.mark.opensearch
-def test_non_knn_requests_behave_as_usual(opensearch_url: str, unique_name) -> None:
+def test_non_knn_requests_behave_as_usual(opensearch_url: str, unique_name: UniqueName) -> None:
     index = unique_name("plain")
     line_index(opensearch_url, index, n=5)
     assert request(opensearch_url, "GET", f"/{index}/_count").body["count"] == 5
@@ -219,7 +229,7 @@ def test_non_knn_requests_behave_as_usual(opensearch_url: str, unique_name) -> N
 
 
 @pytest.mark.opensearch
-def test_the_architecture_query_with_opensearch_py(opensearch_url: str, unique_name) -> None:
+def test_the_architecture_query_with_opensearch_py(opensearch_url: str, unique_name: UniqueName) -> None:
     """The documented query shape (architecture.md), through the client the recommender uses."""
     alias, index = unique_name("movies"), unique_name("movies-v1")
     rng = np.random.default_rng(7)
@@ -275,7 +285,7 @@ def test_the_proxy_answers_only_knn_searches_itself(knn_proxy: KnnEmulationProxy
     assert knn_proxy.knn_requests == 2
 
 
-def test_candidates_are_paged_not_capped(osmem) -> None:
+def test_candidates_are_paged_not_capped(osmem: OsmemServer) -> None:
     clone = osmem.clone()
     try:
         with KnnEmulationProxy(clone.url, page_size=3) as proxy:
