@@ -108,6 +108,18 @@ def test_bool_filter_beside_knn_is_a_post_filter(opensearch_url: str, unique_nam
         },
     }
     assert ids(search(opensearch_url, index, body)) == ["1", "3"]  # the 4 nearest, then filtered
+    post = knn_body([0.0, 0.0], 4, size=10, post_filter={"term": {"genres": "Comedy"}})
+    assert ids(search(opensearch_url, index, post)) == ["2", "4"]
+    should = {
+        "size": 10,
+        "query": {
+            "bool": {
+                "should": [{"knn": {"embedding": {"vector": [0.0, 0.0], "k": 3}}}],
+                "must_not": [{"ids": {"values": ["2"]}}],
+            }
+        },
+    }
+    assert ids(search(opensearch_url, index, should)) == ["1", "3"]
 
 
 SCORE_CASES = [
@@ -307,6 +319,15 @@ def test_unsupported_companions_of_knn_are_refused_not_ignored(knn_proxy: KnnEmu
         }
     }
     assert search(url, "line", two_scorers, expect=(400,))["error"]["type"] == "unsupported_operation_exception"
+    optional_knn = {
+        "query": {
+            "bool": {
+                "should": [{"knn": {"embedding": {"vector": [0.0, 0.0], "k": 2}}}],
+                "filter": [{"term": {"genres": "Drama"}}],
+            }
+        }
+    }
+    assert search(url, "line", optional_knn, expect=(400,))["error"]["type"] == "unsupported_operation_exception"
     not_vector = search(url, "line", {"query": {"knn": {"year": {"vector": [0.0], "k": 1}}}}, expect=(400,))
     assert "knn_vector" in not_vector["error"]["reason"]
 

@@ -24,7 +24,9 @@ data / efficient filtering", "Radial search", "Spaces"):
   product for every engine). Arithmetic is float32 like the engines. ``boost`` multiplies the score.
 * A knn clause as the only scoring clause of a ``bool`` (``must`` or ``should``, with ``filter`` /
   ``must_not`` beside it): the k nearest are found first and the bool's other clauses then remove
-  hits (post-filtering, so fewer than ``k`` may remain), as OpenSearch does.
+  hits (post-filtering, so fewer than ``k`` may remain), as OpenSearch does; the ``post_filter``
+  parameter works the same way. A knn clause in ``should`` beside a ``filter`` (where
+  ``minimum_should_match`` defaults to 0) is refused.
 * ``_source`` (bool, list, includes/excludes, also as URL parameters), ``from``, ``size``,
   ``track_total_hits``, top-level ``min_score``, ``rest_total_hits_as_int``; malformed clauses
   (no vector, wrong dimension, ``k < 1`` or above 10000, unknown parameters, a field that is not a
@@ -58,7 +60,17 @@ import numpy as np
 
 MAX_K = 10_000
 PAGE_SIZE = 5_000
-SEARCH_BODY_KEYS = {"query", "size", "from", "_source", "track_total_hits", "timeout", "min_score", "version"}
+SEARCH_BODY_KEYS = {
+    "query",
+    "size",
+    "from",
+    "_source",
+    "track_total_hits",
+    "timeout",
+    "min_score",
+    "version",
+    "post_filter",
+}
 KNN_CLAUSE_KEYS = {"vector", "k", "filter", "boost", "max_distance", "min_score", "method_parameters", "_name"}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 SPACE_TYPES = {"l2", "l1", "linf", "cosinesimil", "innerproduct"}
@@ -244,6 +256,8 @@ def find_knn_search(body: Any, params: Mapping[str, list[str]]) -> KnnSearch | N
         knn, post_filters, post_must_not, bool_boost = _parse_bool_with_knn(query["bool"])
     else:
         return None
+    if isinstance(body.get("post_filter"), dict):
+        post_filters.append(body["post_filter"])  # the post_filter parameter: applied to the k results
     unsupported = sorted(set(body) - SEARCH_BODY_KEYS)
     if unsupported:
         raise _bad(f"[{unsupported[0]}] is not supported together with knn by the k-NN emulation")
@@ -297,8 +311,15 @@ def _parse_bool_with_knn(clause: Json) -> tuple[KnnClause, list[Json], list[Json
             "unsupported_operation_exception",
         )
     msm = clause.get("minimum_should_match")
-    if msm not in (None, 0, 1, "0", "1", "100%"):
-        raise _bad("[bool] minimum_should_match with a knn clause is not supported by the k-NN emulation")
+    if clause.get("should"):
+        # OpenSearch: should clauses are optional (minimum_should_match 0) once must or filter is present.
+        effective = msm if msm is not None else (0 if clause.get("filter") else 1)
+        if str(effective) not in ("1", "100%"):
+            raise _bad(
+                "a knn clause in bool.should next to a filter (minimum_should_match 0: every filtered "
+                "document matches) is not supported by the k-NN emulation; use bool.must",
+                "unsupported_operation_exception",
+            )
     knn = parse_knn_clause(scoring[0]["knn"])
     return (
         knn,
