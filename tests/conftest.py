@@ -9,6 +9,8 @@
   alias names, they are deleted after the test).
 * ``unique_name("movies")``: a lower-case name unique to this test run.
 * ``unreachable_url``: an http URL on which nothing listens (a down OpenSearch or Redis).
+* ``opensearch``: the same endpoint as an object (``.url``, ``.emulated``, ``.proxy`` with
+  ``stop()``/``start()`` on the emulation); ``knn_proxy``: always the emulation (tests of the proxy).
 
 Tests that talk to OpenSearch carry ``@pytest.mark.opensearch``; the same tests run against a real
 cluster with ``pytest -m opensearch --opensearch-url http://localhost:9200``.
@@ -96,10 +98,18 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @dataclass(frozen=True)
 class OpenSearchTarget:
-    """What ``opensearch_url`` points at: ``emulated`` is True for osmem + the k-NN emulation."""
+    """What ``opensearch_url`` points at; ``proxy`` is the k-NN emulation proxy (None on a real cluster).
+
+    On the emulation, ``proxy.stop()`` / ``proxy.start()`` take "OpenSearch" down and back up on the
+    same URL with its data intact (fault tests; they only make sense when ``emulated``).
+    """
 
     url: str
-    emulated: bool
+    proxy: KnnEmulationProxy | None = None
+
+    @property
+    def emulated(self) -> bool:
+        return self.proxy is not None
 
 
 @pytest.fixture(scope="session")
@@ -127,10 +137,10 @@ def opensearch(request: pytest.FixtureRequest) -> Iterator[OpenSearchTarget]:
     """The OpenSearch of this test: a real cluster when one is configured, else a fresh emulated one."""
     real = real_opensearch_url(request.config)
     if real:
-        yield OpenSearchTarget(real, emulated=False)
+        yield OpenSearchTarget(real)
         return
     proxy: KnnEmulationProxy = request.getfixturevalue("knn_proxy")
-    yield OpenSearchTarget(proxy.url, emulated=True)
+    yield OpenSearchTarget(proxy.url, proxy)
 
 
 @pytest.fixture

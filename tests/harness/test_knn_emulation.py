@@ -7,12 +7,14 @@ the documented k-NN plugin does. The unmarked ones test the emulation proxy itse
 
 from __future__ import annotations
 
+import urllib.error
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from opensearchpy import OpenSearch
+from opensearchpy import exceptions as opensearch_exceptions
 from osmem_server import OsmemServer
 
 from recommender.features import Movie
@@ -344,3 +346,20 @@ def test_score_function_matches_hand_computed_values() -> None:
     assert knn_scores("linf", q, docs) == pytest.approx([1 / 4, 1 / 4, 1 / 3])
     # cosine: 0, -2.5/(sqrt(1.25)*sqrt(5)) = -1 ; zero vector scores as cos 0
     assert knn_scores("cosinesimil", q, docs) == pytest.approx([0.5, 0.0, 0.5])
+
+
+def test_stopped_proxy_refuses_then_comes_back_with_the_data(knn_proxy: KnnEmulationProxy) -> None:
+    url = knn_proxy.url
+    line_index(url, "line", n=3)
+    client = OpenSearch(hosts=[url], max_retries=0, timeout=2)
+    assert client.count(index="line")["count"] == 3  # a keep-alive connection is now open
+    knn_proxy.stop()
+    assert not knn_proxy.running
+    with pytest.raises(opensearch_exceptions.ConnectionError):
+        client.count(index="line")
+    with pytest.raises(urllib.error.URLError):
+        request(url, "GET", "/line/_count")
+    knn_proxy.start()
+    assert knn_proxy.url == url
+    assert client.count(index="line")["count"] == 3
+    assert ids(search(url, "line", knn_body([0.0, 0.0], 1))) == ["1"]

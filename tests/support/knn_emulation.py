@@ -43,10 +43,12 @@ passes on a silent approximation). Anything that is not a knn search goes to osm
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
 import math
+import socket
 import threading
 import time
 import urllib.parse
@@ -692,37 +694,78 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _ProxyHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    allow_reuse_address = True
 
-    def __init__(self, upstream: Upstream, page_size: int) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, upstream: Upstream, page_size: int, port: int, stats: dict[str, int]) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.upstream = upstream
         self.page_size = page_size
-        self.knn_requests = 0
+        self.stats = stats
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    @property
+    def knn_requests(self) -> int:
+        return self.stats["knn_requests"]
+
+    @knn_requests.setter
+    def knn_requests(self, value: int) -> None:
+        self.stats["knn_requests"] = value
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut every open client connection (keep-alive ones too), as a crashed server would."""
+        with self._open_lock:
+            open_sockets, self._open = list(self._open), set()
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class KnnEmulationProxy:
-    """The proxy: ``KnnEmulationProxy(osmem_url).start()``, then talk to ``.url``; ``close()`` when done."""
+    """The proxy: ``KnnEmulationProxy(osmem_url).start()``, then talk to ``.url``; ``close()`` when done.
+
+    ``stop()`` takes it down (connections refused, open ones cut) and ``start()`` brings it back on the
+    same port, with the same osmem data behind it: fault tests use the pair for "OpenSearch is down".
+    """
 
     def __init__(self, upstream_url: str, *, page_size: int = PAGE_SIZE) -> None:
         self.upstream_url = upstream_url.rstrip("/")
         self.page_size = page_size
+        self._port = 0
+        self._stats = {"knn_requests": 0}
         self._server: _ProxyHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the k-NN emulation proxy is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        """``http://127.0.0.1:PORT``; stays the same across ``stop()``/``start()``."""
+        if not self._port:
+            raise RuntimeError("the k-NN emulation proxy was never started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     @property
     def knn_requests(self) -> int:
         """How many knn searches the proxy answered itself (the rest went to osmem)."""
-        return 0 if self._server is None else self._server.knn_requests
+        return self._stats["knn_requests"]
 
     def start(self) -> KnnEmulationProxy:
         if self._server is None:
-            self._server = _ProxyHTTPServer(Upstream(self.upstream_url), self.page_size)
+            self._server = _ProxyHTTPServer(Upstream(self.upstream_url), self.page_size, self._port, self._stats)
+            self._port = int(self._server.server_address[1])
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -732,14 +775,18 @@ class KnnEmulationProxy:
             self._thread.start()
         return self
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop listening and cut open connections; the port stays this proxy's for ``start()``."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.drop_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    close = stop
 
     def __enter__(self) -> KnnEmulationProxy:
         return self.start()
