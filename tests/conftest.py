@@ -120,6 +120,12 @@ def osmem() -> Iterator[OsmemServer]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def osmem_server(osmem: OsmemServer) -> OsmemServer:
+    """Overrides the osmem plugin's fixture so its ``osmem_clone`` shares our one server (no k-NN emulation)."""
+    return osmem
+
+
 @pytest.fixture
 def knn_proxy(osmem: OsmemServer) -> Iterator[KnnEmulationProxy]:
     """A fresh osmem clone behind a fresh k-NN emulation proxy (always emulated: tests of the emulation)."""
