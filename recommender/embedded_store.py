@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -121,7 +122,25 @@ class EmbeddedStore:
         folder = self.root / INDICES_DIR
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
+    def index_meta(self, name: str) -> dict[str, Any] | None:
+        """``meta.json`` of an index directory, or None if the index is incomplete or missing."""
+        path = self.root / INDICES_DIR / name / "meta.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
     # -- writing (used by the indexer) ----------------------------------------
+    def delete_index(self, name: str) -> None:
+        """Remove an index directory; the one the alias points at is refused."""
+        alias = self.alias()
+        if alias and alias.get("index") == name:
+            raise EmbeddedStoreError(f"{self.root}: {name} is live; point the alias elsewhere first")
+        folder = self.root / INDICES_DIR / name
+        if folder.parent != self.root / INDICES_DIR or not name:
+            raise EmbeddedStoreError(f"{name!r} is not an index name")
+        shutil.rmtree(folder, ignore_errors=True)
+
     def write_index(
         self, name: str, catalog: list[Movie], vectors: np.ndarray, model_version: str,
         space_type: str = "innerproduct",
