@@ -33,7 +33,8 @@ class EvalSet:
             return pos.astype(np.int64)
 
         seqs = split.sequences
-        mask = split.history_mask()
+        known = np.isin(seqs.movie_ids, ids)  # ratings of movies outside the catalog are ignored
+        mask = split.history_mask() & known
         rows = np.repeat(np.arange(len(seqs)), np.diff(seqs.offsets))[mask]
         cols = columns(seqs.movie_ids[mask])
         history = sp.csr_matrix(
@@ -41,7 +42,7 @@ class EvalSet:
         )
         history.sum_duplicates()
         history.data[:] = 1.0
-        tests = [columns(split.test(u)) for u in range(len(seqs))]
+        tests = [columns(t[np.isin(t, ids)]) for t in (split.test(u) for u in range(len(seqs)))]
         users = np.asarray([u for u in range(len(seqs)) if tests[u].size], dtype=np.int64)
         return cls(ids, history, users, [tests[u] for u in users])
 

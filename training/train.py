@@ -29,12 +29,15 @@ from training.split import Split
 
 
 @dataclass
-class TrainResult:
-    bundle: Bundle
+class TrainedModel:
+    """The exported numpy towers, the catalog with training popularity, and its vectors."""
+
+    user_tower: UserTower
+    item_tower: ItemTower
+    catalog: list[Movie]
+    vectors: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0
-    best_epoch: int = 0
-    parity_max_abs_diff: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _seed_everything(seed: int) -> None:
@@ -57,17 +60,16 @@ def _topk_recall(scores: np.ndarray, exclude: list[np.ndarray], targets: list[np
 def train_two_tower(
     data: Dataset,
     split: Split,
-    out_dir: str | Path,
     config: TrainConfig | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
-) -> TrainResult:
-    """Train on the history part of ``split`` and write a bundle to ``out_dir``."""
-    config = config or TrainConfig()
+) -> TrainedModel:
+    """Train on the history part of ``split`` (validation users hold out their latest 10%)."""
+    cfg = config or TrainConfig()
     progress = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
-    _seed_everything(config.seed)
+    rng = np.random.default_rng(cfg.seed)
+    _seed_everything(cfg.seed)
     import keras
     import tensorflow as tf
 
@@ -78,7 +80,7 @@ def train_two_tower(
     seqs = split.sequences
     n_users = len(seqs)
     item_counts = Counter(int(m) for u in range(n_users) for m in split.history(u).tolist())
-    spec = build_feature_spec(movies, item_counts, config.min_item_count, config.max_tokens)
+    spec = build_feature_spec(movies, item_counts, cfg.min_item_count, cfg.max_tokens)
     popularity = np.asarray([item_counts.get(m.movie_id, 0) for m in movies], dtype=np.float32)
     catalog = [replace(m, popularity=float(p)) for m, p in zip(movies, popularity.tolist(), strict=True)]
     item_inputs = spec.encode(catalog)
@@ -87,15 +89,15 @@ def train_two_tower(
     # Validation users: their last 10% of history (at least one) are held out for early stopping.
     n_hist = split.n_history.copy()
     eligible = np.flatnonzero(n_hist >= 3)
-    n_val = int(round(config.validation_users * eligible.size))
+    n_val = round(cfg.validation_users * eligible.size)
     val_users = np.sort(rng.choice(eligible, size=n_val, replace=False)) if n_val else np.empty(0, np.int64)
     limit = n_hist.copy()
     val_holdout = np.maximum(1, (n_hist[val_users] * 0.1).astype(np.int64))
     limit[val_users] = n_hist[val_users] - val_holdout
 
     examples = build_examples(
-        split, np.arange(n_users), limit, catalog_row, spec.movie_ids, config.history_length,
-        config.target_window, config.max_examples_per_user, rng,
+        split, np.arange(n_users), limit, catalog_row, spec.movie_ids, cfg.history_length,
+        cfg.target_window, cfg.max_examples_per_user, rng,
     )
     target_counts = np.bincount(examples.target_rows, minlength=len(movies)).astype(np.float64)
     log_q = np.log(np.maximum(target_counts, 1.0) / max(1, len(examples))).astype(np.float32)
@@ -114,51 +116,51 @@ def train_two_tower(
         "log_pop": log_pop[tr],
         "log_q": log_q[tr],
     }
-    id_dropout = config.id_dropout
+    id_dropout = cfg.id_dropout
 
     def drop_ids(batch: dict[str, Any]) -> dict[str, Any]:
         if id_dropout > 0:
-            drop = tf.random.uniform(tf.shape(batch["id_slot"]), seed=config.seed) < id_dropout
+            drop = tf.random.uniform(tf.shape(batch["id_slot"]), seed=cfg.seed) < id_dropout
             batch = {**batch, "id_slot": tf.where(drop, tf.ones_like(batch["id_slot"]), batch["id_slot"])}
         return batch
 
     dataset = (
         tf.data.Dataset.from_tensor_slices(features)
-        .shuffle(len(examples), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size, drop_remainder=True)
+        .shuffle(len(examples), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size, drop_remainder=True)
         .map(drop_ids, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
 
-    out = config.dimension - 1
-    user_layer = UserTowerLayer(spec.movie_ids.size, config.history_length, config.embedding_dim, config.hidden,
+    out = cfg.dimension - 1
+    user_layer = UserTowerLayer(spec.movie_ids.size, cfg.history_length, cfg.embedding_dim, cfg.hidden,
                                 out, name="user_tower")
-    item_layer = ItemTowerLayer(spec.movie_ids.size, len(spec.genres), len(spec.tokens), config.embedding_dim,
-                                config.token_dim, config.hidden, out, name="item_tower")
-    model = TwoTower(user_layer, item_layer, config.temperature, name="two_tower")
+    item_layer = ItemTowerLayer(spec.movie_ids.size, len(spec.genres), len(spec.tokens), cfg.embedding_dim,
+                                cfg.token_dim, cfg.hidden, out, name="item_tower")
+    model = TwoTower(user_layer, item_layer, cfg.temperature, name="two_tower")
     optimizer = (
-        keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
-        if config.weight_decay > 0
-        else keras.optimizers.Adam(config.learning_rate)
+        keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+        if cfg.weight_decay > 0
+        else keras.optimizers.Adam(cfg.learning_rate)
     )
-    model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+    model.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
 
     # Validation inputs: prefix histories of validation users, scored against the whole catalog.
     val_hist = [
-        list(zip(split.history(u)[: limit[u]][-config.history_length :].tolist(),
-                 split.history_ratings(u)[: limit[u]][-config.history_length :].tolist(), strict=True))
+        list(zip(split.history(u)[: limit[u]][-cfg.history_length :].tolist(),
+                 split.history_ratings(u)[: limit[u]][-cfg.history_length :].tolist(), strict=True))
         for u in val_users.tolist()
     ]
-    val_slots, val_buckets = history_inputs(spec.movie_ids, val_hist, config.history_length)
-    val_exclude = [np.asarray([catalog_row[int(m)] for m in split.history(u)[: limit[u]]]) for u in val_users]
-    val_targets = [np.asarray([catalog_row[int(m)] for m in split.history(u)[limit[u] :]]) for u in val_users]
+    val_slots, val_buckets = history_inputs(spec.movie_ids, val_hist, cfg.history_length)
+    val_exclude = [np.asarray([catalog_row[int(m)] for m in split.history(u)[: limit[u]]]) for u in val_users.tolist()]
+    val_targets = [np.asarray([catalog_row[int(m)] for m in split.history(u)[limit[u] :]]) for u in val_users.tolist()]
 
     def served_scores(slots: np.ndarray, buckets: np.ndarray) -> np.ndarray:
         u = np.asarray(user_layer(slots, buckets))
         v = np.asarray(item_layer(item_inputs["id_slot"], item_inputs["genres"], item_inputs["year"],
                                   item_inputs["tokens"]))
         w = float(np.asarray(model.popularity_weight))
-        return (u @ v.T) / config.temperature + w * log_pop[None, :]  # type: ignore[no-any-return]
+        return (u @ v.T) / cfg.temperature + w * log_pop[None, :]
 
     history: dict[str, list[float]] = {"loss": [], "val_recall@10": []}
     best = {"score": -1.0, "epoch": 0, "weights": model.get_weights()}
@@ -172,47 +174,58 @@ def train_two_tower(
             log(f"epoch {epoch + 1}: loss {loss:.4f}, validation recall@10 {recall:.4f}")
             if recall > best["score"] or not n_val:
                 best.update(score=recall, epoch=epoch + 1, weights=model.get_weights())
-            elif epoch + 1 - int(best["epoch"]) >= config.patience:
+            elif epoch + 1 - int(best["epoch"]) >= cfg.patience:
                 self.model.stop_training = True
 
     callbacks: list[Any] = [Monitor()]
     if progress:
         from training.progress import TqdmCallback
 
-        callbacks.append(TqdmCallback(config.epochs, len(examples) // config.batch_size))
-    model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=0)
+        callbacks.append(TqdmCallback(cfg.epochs, len(examples) // cfg.batch_size))
+    model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
     model.set_weights(best["weights"])
     log(f"best epoch {best['epoch']} (validation recall@10 {best['score']:.4f})")
 
-    user_tower, item_tower = export_towers(user_layer, item_layer, spec, config, float(np.asarray(model.popularity_weight)))
+    user_tower, item_tower = export_towers(
+        user_layer, item_layer, spec, cfg, float(np.asarray(model.popularity_weight))
+    )
     vectors = item_tower.encode(catalog)
-    diff = parity_max_abs_diff(user_layer, item_layer, user_tower, item_tower, val_slots[:64], val_buckets[:64],
-                               item_inputs)
+    diff = parity_max_abs_diff(
+        user_layer, item_layer, user_tower, item_tower, val_slots[:64], val_buckets[:64], item_inputs
+    )
     seconds = time.perf_counter() - started
-    digest = hashlib.sha256(vectors.tobytes()).hexdigest()[:8]
-    version = f"tt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest}"
-    bundle = write_bundle(
+    info = {
+        "config": cfg.to_dict(),
+        "examples": len(examples),
+        "best_epoch": int(best["epoch"]),
+        "epochs_run": len(history["loss"]),
+        "seconds": round(seconds, 1),
+        "history": history,
+        "parity_max_abs_diff": diff,
+    }
+    return TrainedModel(user_tower, item_tower, catalog, vectors, history, info)
+
+
+def export_bundle(
+    trained: TrainedModel, out_dir: str | Path, dataset: dict[str, Any], metrics: dict[str, Any]
+) -> Bundle:
+    """Write the bundle: towers, catalog, vectors, and a manifest with the dataset and evaluation figures."""
+    digest = hashlib.sha256(trained.vectors.tobytes()).hexdigest()[:8]
+    now = datetime.now(UTC)
+    return write_bundle(
         out_dir,
-        model_version=version,
-        user_tower=user_tower,
-        item_tower=item_tower,
-        catalog=catalog,
-        movie_vectors=vectors,
+        model_version=f"tt-{now:%Y%m%dT%H%M%SZ}-{digest}",
+        user_tower=trained.user_tower,
+        item_tower=trained.item_tower,
+        catalog=trained.catalog,
+        movie_vectors=trained.vectors,
         extra={
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "dataset": data.summary(),
-            "training": {
-                "config": config.to_dict(),
-                "examples": len(examples),
-                "best_epoch": int(best["epoch"]),
-                "epochs_run": len(history["loss"]),
-                "seconds": round(seconds, 1),
-                "history": history,
-                "parity_max_abs_diff": diff,
-            },
+            "created_at": now.isoformat(timespec="seconds"),
+            "dataset": dataset,
+            "training": trained.info,
+            "metrics": metrics,
         },
     )
-    return TrainResult(bundle, history, seconds, int(best["epoch"]), diff)
 
 
 def export_towers(user_layer: Any, item_layer: Any, spec: ItemFeatureSpec, config: TrainConfig,
@@ -256,8 +269,3 @@ def parity_max_abs_diff(user_layer: Any, item_layer: Any, user: UserTower, item:
     keras_v = np.asarray(item_layer(sub["id_slot"], sub["genres"], sub["year"], sub["tokens"]))
     numpy_v = item.forward(**sub)
     return float(max(np.abs(keras_u - numpy_u).max(initial=0.0), np.abs(keras_v - numpy_v).max(initial=0.0)))
-
-
-def catalog_with_popularity(movies: list[Movie], split: Split) -> list[Movie]:
-    counts = Counter(int(m) for u in range(len(split.sequences)) for m in split.history(u).tolist())
-    return [replace(m, popularity=float(counts.get(m.movie_id, 0))) for m in movies]

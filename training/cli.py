@@ -1,0 +1,116 @@
+"""``recs train`` and ``recs evaluate``. TensorFlow is imported only when ``train`` runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig
+
+DEFAULT_DATA = "data/ml-latest-small"
+DEFAULT_BUNDLE = "artifacts/bundle"
+DEFAULT_REPORT = "report"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train the two-tower model, evaluate it against the baselines, export the bundle",
+        description="Train the two-tower model on a MovieLens directory (any layout), evaluate the served "
+        "path (numpy towers + exported vectors) against popularity, item-kNN and EASE on the chronological "
+        "split, write the model bundle and a report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("--data", default=DEFAULT_DATA, help="MovieLens directory (ml-latest-small, ml-1m, ...)")
+    train.add_argument("--out", default=DEFAULT_BUNDLE, help="directory to write the model bundle to")
+    train.add_argument("--report", default=DEFAULT_REPORT, help="directory for metrics.json/.md and PNG plots")
+    train.add_argument("--json", action="store_true", help="print the evaluation as one JSON object last")
+    train.add_argument("--no-baselines", action="store_true", help="evaluate only the two-tower model")
+    train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name == "jit_compile":
+            continue
+        value = getattr(defaults, f.name)
+        kind = float if isinstance(value, float) else int
+        train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value, help=f"model/training: {f.name}")
+    train.add_argument("--no-jit", action="store_true", help="disable XLA compilation (slower on CPU)")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a bundle's served path and the baselines on a MovieLens directory",
+        description="Run the evaluation protocol (per-user chronological split, last 20%% as test items, full "
+        "catalog ranked with the history excluded) on the served path of a bundle: the numpy user tower and "
+        "the exported movie vectors. Popularity, item-kNN (cosine) and EASE (lambda=300) run on the same split.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("--data", default=DEFAULT_DATA, help="MovieLens directory (any supported layout)")
+    evaluate.add_argument("--bundle", default=DEFAULT_BUNDLE, help="model bundle directory; 'none' for baselines only")
+    evaluate.add_argument("--report", default=None, help="also write metrics and plots to this directory")
+    evaluate.add_argument("--json", action="store_true", help="print the evaluation as one JSON object last")
+    evaluate.add_argument("--no-baselines", action="store_true", help="evaluate only the bundle")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "jit_compile"}
+    if values.get("max_examples_per_user") is not None and values["max_examples_per_user"] <= 0:
+        values["max_examples_per_user"] = None
+    return TrainConfig(**values, jit_compile=not args.no_jit)
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from recommender.bundle import BundleError
+    from training.movielens import DataError
+
+    return (DataError, BundleError, ValueError)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recs.cli import CommandError
+    from training.pipeline import BASELINES, format_table, run_training
+    from training.report import write_report
+
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        config = _config(args)
+        bundle, evaluation = run_training(
+            args.data, args.out, config, () if args.no_baselines else BASELINES,
+            progress=False if args.quiet else None, log=log,
+        )
+    except _errors() as exc:
+        raise CommandError(str(exc)) from exc
+    training = bundle.manifest.raw.get("training", {})
+    write_report(args.report, evaluation, bundle.model_version, training.get("history"), training)
+    print(format_table(evaluation))
+    print(f"\nbundle {bundle.model_version} written to {Path(args.out)}; report in {Path(args.report)}/")
+    if args.json:
+        print(json.dumps({"model_version": bundle.model_version, "bundle": str(args.out), **evaluation.to_dict()}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recs.cli import CommandError
+    from training.pipeline import BASELINES, format_table, run_evaluation
+    from training.report import write_report
+
+    bundle_dir = None if str(args.bundle).lower() == "none" else args.bundle
+    try:
+        _, _, evaluation, bundle = run_evaluation(
+            args.data, bundle_dir, () if args.no_baselines else BASELINES,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
+    except _errors() as exc:
+        raise CommandError(str(exc)) from exc
+    version = bundle.model_version if bundle else None
+    if args.report:
+        write_report(args.report, evaluation, version)
+    print(format_table(evaluation))
+    if args.json:
+        print(json.dumps({"model_version": version, **evaluation.to_dict()}))
+    return 0
