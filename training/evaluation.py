@@ -73,7 +73,10 @@ def evaluate(
         scores = np.array(score_rows(rows), dtype=np.float32, copy=True)
         hist = data.history[rows]
         scores[hist.nonzero()] = -np.inf
-        top = np.argpartition(-scores, max_k, axis=1)[:, :max_k]
+        if max_k < scores.shape[1]:
+            top = np.argpartition(-scores, max_k, axis=1)[:, :max_k]
+        else:  # a catalog smaller than K: rank all of it
+            top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
         top_scores = np.take_along_axis(scores, top, axis=1)
         top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
         for i, _ in enumerate(rows):

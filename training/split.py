@@ -73,7 +73,7 @@ def user_sequences(ratings: Ratings) -> UserSequences:
     )
 
 
-def test_count(n: int, fraction: float = 0.2) -> int:
+def count_test_items(n: int, fraction: float = 0.2) -> int:
     """How many of a user's ``n`` interactions are test items: ``max(1, floor(fraction * n))``."""
     return max(1, int(fraction * n)) if n > 0 else 0
 
@@ -81,5 +81,5 @@ def test_count(n: int, fraction: float = 0.2) -> int:
 def chronological_split(ratings: Ratings, fraction: float = 0.2) -> Split:
     seqs = user_sequences(ratings)
     lengths = np.diff(seqs.offsets)
-    n_test = np.asarray([test_count(int(n), fraction) for n in lengths], dtype=np.int64)
+    n_test = np.asarray([count_test_items(int(n), fraction) for n in lengths], dtype=np.int64)
     return Split(sequences=seqs, n_history=lengths - n_test)

@@ -38,6 +38,8 @@ class TrainedModel:
     vectors: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    keras_towers: tuple[Any, Any] | None = field(default=None, repr=False)
+    """The trained Keras user and item tower layers (for parity checks); not exported."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -52,7 +54,7 @@ def _topk_recall(scores: np.ndarray, exclude: list[np.ndarray], targets: list[np
     for i in range(scores.shape[0]):
         row = scores[i].copy()
         row[exclude[i]] = -np.inf
-        top = np.argpartition(-row, k)[:k]
+        top = np.argpartition(-row, k)[:k] if k < row.shape[0] else np.arange(row.shape[0])
         total += np.isin(top, targets[i]).sum() / min(k, targets[i].shape[0])
     return float(total / max(1, scores.shape[0]))
 
@@ -203,7 +205,7 @@ def train_two_tower(
         "history": history,
         "parity_max_abs_diff": diff,
     }
-    return TrainedModel(user_tower, item_tower, catalog, vectors, history, info)
+    return TrainedModel(user_tower, item_tower, catalog, vectors, history, info, (user_layer, item_layer))
 
 
 def export_bundle(
