@@ -61,7 +61,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--bundle", help="bundle of the live model, for its item tower (RECS_BUNDLE)")
     _common(p)
 
-    p = sub.add_parser("rollback", help="point the alias back at the previous verified index")
+    p = sub.add_parser("rollback", help="point the alias back at the index that was live before")
     p.add_argument("--to", help="a specific earlier index (see `status`)")
     _common(p)
 

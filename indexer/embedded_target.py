@@ -64,12 +64,12 @@ class EmbeddedTarget:
         return f"embedded store {self.root}"
 
     # -- reading -----------------------------------------------------------------
-    def _info(self, name: str, verified: set[str]) -> IndexInfo | None:
+    def _info(self, name: str, served: set[str]) -> IndexInfo | None:
         meta = self.store.index_meta(name)
         if meta is None:
             return None
         created = (self.root / INDICES_DIR / name / "meta.json").stat().st_mtime
-        return IndexInfo(name, str(meta.get("model_version")), created, name in verified, int(meta.get("count", 0)))
+        return IndexInfo(name, str(meta.get("model_version")), created, name in served, int(meta.get("count", 0)))
 
     def _published(self) -> tuple[str | None, list[str]]:
         alias = self.store.alias() or {}
@@ -82,8 +82,8 @@ class EmbeddedTarget:
 
     def indices(self) -> list[IndexInfo]:
         live, previous = self._published()
-        verified = set(previous) | ({live} if live else set())
-        infos = [info for n in self.store.index_names() if (info := self._info(n, verified)) is not None]
+        served = set(previous) | ({live} if live else set())
+        infos = [info for n in self.store.index_names() if (info := self._info(n, served)) is not None]
         return sorted(infos, key=lambda i: (i.created, i.name))
 
     def generation(self) -> int | None:

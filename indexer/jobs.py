@@ -219,7 +219,7 @@ class Indexer:
         return summary
 
     def rollback(self, to: str | None = None) -> RunSummary:
-        """Point the alias back at the previous verified index (or ``to``)."""
+        """Point the alias back at the previous index that was live (or ``to``)."""
         started = time.monotonic()
         target = self.target
         with self.lock("rollback"):
@@ -255,7 +255,7 @@ class Indexer:
             "live": live.name if live else None,
             "model_version": live.model_version if live else None,
             "generation": generation,
-            "indices": [{"name": i.name, "model_version": i.model_version, "verified": i.verified,
+            "indices": [{"name": i.name, "model_version": i.model_version, "served": i.served,
                          "live": bool(live and i.name == live.name)} for i in target.indices()],
             "rollback_candidates": [i.name for i in target.rollback_candidates()],
         }

@@ -1,9 +1,11 @@
 """OpenSearch as an index target: versioned indices behind an alias, swapped in one ``_aliases`` call.
 
-Only indices whose ``_meta.alias`` names this alias are ever listed, pruned or rolled back to,
-and only those whose ``_meta.verified_at`` is set (they passed the count and probe checks) are
-rollback candidates or kept by retention; an index left behind by a crashed run is deleted by
-the next rebuild.
+Only indices whose ``_meta.alias`` names this alias are ever listed, pruned or rolled back to.
+An index that went live (after passing the count and probe checks) is marked ``_meta.live_at``;
+only such indices are kept by retention and offered for rollback, so an index left behind by a
+run that crashed before its swap is never served and is deleted by the next rebuild. Rolling back
+marks the index it leaves ``_meta.rolled_back_at``: it is not offered again and goes at the next
+rebuild.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class OpenSearchTarget:
                 continue
             self._meta[name] = dict(meta)
             created = float((body.get("settings") or {}).get("index", {}).get("creation_date", 0)) / 1000.0
-            out[name] = IndexInfo(name, meta.get("model_version"), created, bool(meta.get("verified_at")))
+            served = bool(meta.get("live_at")) and not meta.get("rolled_back_at")
+            out[name] = IndexInfo(name, meta.get("model_version"), created, served)
         return out
 
     def live(self) -> IndexInfo | None:
@@ -169,8 +172,13 @@ class OpenSearchTarget:
             if own is None or own < top - 1e-5 * max(1.0, abs(top)):
                 raise VerificationError(f"{name}: the probe for movie {probe.movie_id} found movie "
                                         f"{hits[0]['_id']} first" + ("" if own is not None else " (and not itself)"))
-        meta = {**self._meta.get(name, {}), "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-        self._call(f"marking {name} verified",
+
+    def _mark(self, name: str, key: str) -> None:
+        """Record a moment in the index's ``_meta`` (``live_at``, ``rolled_back_at``)."""
+        if name not in self._meta:
+            self._owned()
+        meta = {**self._meta.get(name, {}), key: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        self._call(f"marking {name} {key.removesuffix('_at').replace('_', ' ')}",
                    lambda: self.client.indices.put_mapping(index=name, body={"_meta": meta}))
         self._meta[name] = meta
 
@@ -183,13 +191,13 @@ class OpenSearchTarget:
         return current[0] if current else None
 
     def swap(self, name: str, keep: int) -> SwapResult:
-        before = self._aliased()
-        previous = before[0] if before else None
-        self._swap_alias(name)
         owned = self._owned()
-        live = owned.get(name)
-        cutoff = live.created if live else float("inf")
-        older = sorted((i for i in owned.values() if i.name != name and i.verified and i.created <= cutoff),
+        previous = self._swap_alias(name)
+        for served in (name, previous):  # the old one too, in case a crash came between its swap and its mark
+            if served in owned and not owned[served].served:
+                self._mark(served, "live_at")
+        owned = self._owned()
+        older = sorted((i for i in owned.values() if i.name != name and i.served),
                        key=lambda i: (i.created, i.name), reverse=True)
         kept = {i.name for i in older[:keep]}
         doomed = sorted(n for n in owned if n != name and n not in kept)
@@ -208,17 +216,23 @@ class OpenSearchTarget:
     # -- rollback ----------------------------------------------------------------
     def rollback_candidates(self) -> list[IndexInfo]:
         live_names = self._aliased()
-        owned = self._owned()
-        cutoff = owned[live_names[0]].created if live_names and live_names[0] in owned else float("inf")
-        older = [i for i in owned.values() if i.name not in live_names and i.verified and i.created <= cutoff]
+        older = [i for i in self._owned().values() if i.name not in live_names and i.served]
         return sorted(older, key=lambda i: (i.created, i.name), reverse=True)
 
     def rollback(self, to: str) -> SwapResult:
+        """Swap back to ``to``; the index left and any skipped candidate stop being candidates.
+
+        They are marked ``rolled_back_at`` (so a later rollback never returns to them) and the next
+        rebuild deletes them, as the embedded store does.
+        """
         names = [i.name for i in self.rollback_candidates()]
         if to not in names:
-            raise RollbackError(f"{to} is not an earlier verified index of alias {self.alias} "
+            raise RollbackError(f"{to} is not an earlier index of alias {self.alias} "
                                 f"(candidates: {', '.join(names) or 'none'})")
         before = self._swap_alias(to)
+        for abandoned in [*([before] if before else []), *names[: names.index(to)]]:
+            if abandoned in self._meta:
+                self._mark(abandoned, "rolled_back_at")
         return SwapResult(before, to)
 
     # -- incremental -------------------------------------------------------------

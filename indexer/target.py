@@ -3,7 +3,7 @@
 A full rebuild: ``new_name`` -> ``create`` -> ``load`` -> ``finish`` -> ``verify`` -> ``swap``
 (atomic, with retention). A crash anywhere before ``swap`` leaves the alias where it was; the
 unfinished index is deleted by the next rebuild (it is never a rollback candidate: only indices
-that passed verification are).
+that went live are).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class IndexInfo:
     model_version: str | None
     created: float
     """Creation time (seconds since the epoch): orders indices for retention and rollback."""
-    verified: bool = False
+    served: bool = False
+    """It went live once (after passing verification) and was not rolled back from since."""
     count: int | None = None
 
 
@@ -80,7 +81,7 @@ class IndexTarget(Protocol):
     def verify(self, name: str, expected: int, probes: Sequence[Probe]) -> None: ...
 
     def swap(self, name: str, keep: int) -> SwapResult:
-        """Point the alias at ``name`` atomically, keep ``keep`` earlier verified indices, delete the rest."""
+        """Point the alias at ``name`` atomically, keep ``keep`` earlier served indices, delete the rest."""
         ...
 
     def discard(self, name: str) -> None:
@@ -88,7 +89,7 @@ class IndexTarget(Protocol):
         ...
 
     def rollback_candidates(self) -> list[IndexInfo]:
-        """Verified indices older than the live one, newest first."""
+        """Earlier served indices, newest first."""
         ...
 
     def rollback(self, to: str) -> SwapResult: ...
