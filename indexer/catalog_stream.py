@@ -154,6 +154,8 @@ class BundleCatalog:
 
     def _pair(self, start: int, movies: list[Movie], rows: Iterator[np.ndarray]) -> CatalogBatch:
         vectors = next(rows, None)
-        if vectors is None or vectors.shape[0] != len(movies):
+        if vectors is None or vectors.shape[0] < len(movies):
             raise BundleError(f"{self.catalog_path}: more movies than the {self.count} vectors")
+        if vectors.shape[0] > len(movies):
+            raise BundleError(f"{self.catalog_path}: {start + len(movies)} movies but {self.count} vectors")
         return CatalogBatch(start, movies, vectors)

@@ -91,7 +91,7 @@ class RunLock(ABC):
                     f"another indexer run holds {self.where}: {who}; exiting{waited}. "
                     "Run again later, or set RECS_INDEX_LOCK_WAIT_SECONDS to wait for it."
                 )
-            self.sleep(min(1.0, max(0.05, deadline - now)))
+            self.sleep(min(0.25, max(0.05, deadline - now)))
 
     def heartbeat(self, force: bool = False) -> None:
         """Extend the lock if a third of its TTL has passed (or ``force``); raise if it was lost."""
