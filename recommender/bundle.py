@@ -93,15 +93,15 @@ class Manifest:
 
     @property
     def files(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.raw["files"]  # type: ignore[no-any-return]
+        return self.raw["files"]
 
     @property
     def dataset(self) -> Mapping[str, Any]:
-        return self.raw.get("dataset", {})  # type: ignore[no-any-return]
+        return self.raw.get("dataset", {})
 
     @property
     def metrics(self) -> Mapping[str, Any]:
-        return self.raw.get("metrics", {})  # type: ignore[no-any-return]
+        return self.raw.get("metrics", {})
 
 
 @dataclass
@@ -189,11 +189,19 @@ class Bundle:
         expected = (len(self.catalog), self.dimension)
         if vectors.dtype != np.float32 or vectors.shape != expected:
             raise BundleError(f"{path}: {vectors.dtype} {vectors.shape}, want float32 {expected}")
-        return vectors  # type: ignore[no-any-return]
+        return vectors
 
 
 def open_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Open a local bundle directory and parse its manifest (files are verified when read)."""
+    """Open a bundle directory and parse its manifest (files are verified when read).
+
+    An ``s3://bucket/prefix`` is first downloaded whole into a cache directory under the temp
+    directory, keyed by model version and manifest hash (``recommender.s3_bundle``).
+    """
+    if str(path).startswith("s3://"):
+        from recommender.s3_bundle import fetch_bundle
+
+        path = fetch_bundle(str(path))
     root = Path(path)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
@@ -220,8 +228,10 @@ def write_bundle(
     out.mkdir(parents=True, exist_ok=True)
     if movie_vectors.shape != (len(catalog), user_tower.dimension):
         raise BundleError(f"movie_vectors {movie_vectors.shape} do not match {len(catalog)} movies")
-    np.savez(out / USER_TOWER, **user_tower.arrays())
-    np.savez(out / ITEM_TOWER, **item_tower.arrays())
+    user_arrays: dict[str, Any] = dict(user_tower.arrays())
+    item_arrays: dict[str, Any] = dict(item_tower.arrays())
+    np.savez(out / USER_TOWER, **user_arrays)
+    np.savez(out / ITEM_TOWER, **item_arrays)
     (out / CATALOG).write_text(json.dumps([m.to_dict() for m in catalog]), encoding="utf-8")
     np.save(out / MOVIE_VECTORS, np.ascontiguousarray(movie_vectors, dtype=np.float32))
     files = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in REQUIRED_FILES}

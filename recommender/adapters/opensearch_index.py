@@ -1,0 +1,227 @@
+"""``OpenSearchIndex``: the vector index port on OpenSearch k-NN, through ``opensearch-py``.
+
+- Queries the alias (``movies`` by default), so an indexer's alias swap is picked up at once.
+- k-NN query with every filter (genres, years, seen movies as ``must_not ids``) **inside** the
+  ``knn`` clause, so ``k`` results survive filtering; ``_source`` never ships the vector back.
+- Scores are mapped back from OpenSearch's per-space scores to the raw similarity, so they
+  match ``NumpyIndex`` (inner product: ``s - 1`` for ``s >= 1``, else ``1 - 1/s``; cosine:
+  ``2 s - 1``; L2 scores are passed through).
+- Auth: SigV4 with boto3's default credentials when the host is an AWS domain (``es``, or
+  ``aoss`` for serverless), HTTP basic auth when a user name is given, none otherwise.
+- Timeouts and bounded retries from the settings; every transport failure becomes
+  ``IndexUnavailableError`` so the API can answer 503 or fall back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+import numpy as np
+
+from recommender.features import Movie
+from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError
+
+log = logging.getLogger(__name__)
+
+SOURCE_EXCLUDES = ["embedding"]
+
+
+def innerproduct_from_score(score: float) -> float:
+    """Invert OpenSearch's inner-product score (``ip + 1`` when ``ip >= 0``, else ``1 / (1 - ip)``)."""
+    return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+
+
+_SCORE_MAPS: dict[str, Callable[[float], float]] = {
+    "innerproduct": innerproduct_from_score,
+    "cosinesimil": lambda s: 2.0 * s - 1.0,
+}
+
+
+def filter_clause(filters: Filters, exclude_ids: Collection[int]) -> dict[str, Any] | None:
+    """The ``bool`` filter that goes inside the knn clause (``None`` when nothing is filtered)."""
+    must: list[dict[str, Any]] = []
+    must_not: list[dict[str, Any]] = []
+    if filters.genres_any:
+        must.append({"terms": {"genres": sorted(set(filters.genres_any))}})
+    if filters.genres_none:
+        must_not.append({"terms": {"genres": sorted(set(filters.genres_none))}})
+    if filters.year_min is not None or filters.year_max is not None:
+        bounds: dict[str, int] = {}
+        if filters.year_min is not None:
+            bounds["gte"] = filters.year_min
+        if filters.year_max is not None:
+            bounds["lte"] = filters.year_max
+        must.append({"range": {"year": bounds}})
+    if exclude_ids:
+        must_not.append({"ids": {"values": [str(i) for i in sorted(set(exclude_ids))]}})
+    if not must and not must_not:
+        return None
+    clause: dict[str, Any] = {}
+    if must:
+        clause["filter"] = must
+    if must_not:
+        clause["must_not"] = must_not
+    return {"bool": clause}
+
+
+def knn_query(
+    vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()
+) -> dict[str, Any]:
+    """The search body: ``k`` nearest by the ``embedding`` field with the filter inside the clause."""
+    knn: dict[str, Any] = {"vector": [float(x) for x in np.asarray(vector, dtype=np.float32).reshape(-1)], "k": k}
+    clause = filter_clause(filters, exclude_ids)
+    if clause is not None:
+        knn["filter"] = clause
+    return {"size": k, "_source": {"excludes": SOURCE_EXCLUDES}, "query": {"knn": {"embedding": knn}}}
+
+
+def popular_query(k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()) -> dict[str, Any]:
+    clause = filter_clause(filters, exclude_ids)
+    return {
+        "size": k,
+        "_source": {"excludes": SOURCE_EXCLUDES},
+        "query": clause if clause is not None else {"match_all": {}},
+        "sort": [{"popularity": {"order": "desc"}}, {"movie_id": {"order": "asc"}}],
+    }
+
+
+def build_client(
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    sigv4_service: str | None = None,
+    region: str | None = None,
+    timeout_seconds: float = 2.0,
+    max_retries: int = 1,
+) -> Any:
+    """An ``OpenSearch`` client for ``url`` with the right auth, timeouts and bounded retries."""
+    from opensearchpy import OpenSearch
+
+    auth: Any = None
+    if sigv4_service:
+        import boto3
+        from opensearchpy import Urllib3AWSV4SignerAuth
+
+        session = boto3.Session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise IndexUnavailableError("no AWS credentials found to sign OpenSearch requests")
+        auth = Urllib3AWSV4SignerAuth(credentials, region or session.region_name or "us-east-1", sigv4_service)
+    elif username:
+        auth = (username, password or "")
+    return OpenSearch(
+        hosts=[url],
+        http_auth=auth,
+        timeout=timeout_seconds,
+        max_retries=max_retries,
+        retry_on_timeout=max_retries > 0,
+        verify_certs=url.startswith("https"),
+        ssl_show_warn=False,
+        pool_maxsize=16,
+    )
+
+
+class OpenSearchIndex:
+    """The vector index port on an OpenSearch alias (the production adapter)."""
+
+    kind = "opensearch"
+
+    def __init__(self, client: Any, alias: str = "movies", space_type: str = "innerproduct") -> None:
+        self._client = client
+        self.alias = alias
+        self._to_similarity = _SCORE_MAPS.get(space_type, lambda s: s)
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        from opensearchpy.exceptions import NotFoundError, TransportError
+
+        try:
+            return fn()
+        except NotFoundError as exc:
+            if exc.error == "index_not_found_exception":
+                raise IndexUnavailableError(
+                    f"OpenSearch has no index or alias {self.alias!r} (run `recs index rebuild`)"
+                ) from exc
+            raise
+        except TransportError as exc:
+            raise IndexUnavailableError(f"OpenSearch {what} failed: {type(exc).__name__} {exc}") from exc
+        except OSError as exc:
+            raise IndexUnavailableError(f"OpenSearch {what} failed: {exc}") from exc
+
+    @staticmethod
+    def _movie(source: dict[str, Any]) -> Movie:
+        return Movie.from_dict(source)
+
+    def _hits(self, response: dict[str, Any], *, by_popularity: bool) -> list[Hit]:
+        out = []
+        for hit in response.get("hits", {}).get("hits", []):
+            movie = self._movie(hit["_source"])
+            score = movie.popularity if by_popularity else self._to_similarity(float(hit["_score"]))
+            out.append(Hit(movie, float(score)))
+        return out
+
+    def search(
+        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()
+    ) -> list[Hit]:
+        body = knn_query(vector, k, filters, exclude_ids)
+        response = self._call("k-NN search", lambda: self._client.search(index=self.alias, body=body))
+        hits = self._hits(response, by_popularity=False)
+        hits.sort(key=lambda h: (-h.score, h.movie.movie_id))
+        return hits[:k]
+
+    def popular(self, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()) -> list[Hit]:
+        body = popular_query(k, filters, exclude_ids)
+        response = self._call("popularity search", lambda: self._client.search(index=self.alias, body=body))
+        return self._hits(response, by_popularity=True)[:k]
+
+    def _get_source(self, movie_id: int, **params: Any) -> dict[str, Any] | None:
+        from opensearchpy.exceptions import NotFoundError
+
+        try:
+            doc = self._call("get", lambda: self._client.get(index=self.alias, id=str(movie_id), **params))
+        except NotFoundError:
+            return None
+        if not doc.get("found", True):
+            return None
+        return doc.get("_source")
+
+    def get(self, movie_id: int) -> Movie | None:
+        source = self._get_source(movie_id, _source_excludes=SOURCE_EXCLUDES)
+        return None if source is None else self._movie(source)
+
+    def vector(self, movie_id: int) -> np.ndarray | None:
+        source = self._get_source(movie_id, _source_includes=["embedding"])
+        if source is None or "embedding" not in source:
+            return None
+        return np.asarray(source["embedding"], dtype=np.float32)
+
+    def existing(self, movie_ids: Collection[int]) -> set[int]:
+        ids = sorted(set(movie_ids))
+        if not ids:
+            return set()
+        body = {"size": len(ids), "_source": False, "query": {"ids": {"values": [str(i) for i in ids]}}}
+        response = self._call("ids lookup", lambda: self._client.search(index=self.alias, body=body))
+        return {int(hit["_id"]) for hit in response.get("hits", {}).get("hits", [])}
+
+    def generation(self) -> int:
+        return 0  # the shared generation lives in Redis (the indexer bumps it there)
+
+    def status(self) -> BackendStatus:
+        info: dict[str, Any] = {"alias": self.alias}
+        try:
+            aliases = self._call("alias lookup", lambda: self._client.indices.get_alias(name=self.alias))
+            info["index"] = ",".join(sorted(aliases))
+            count = self._call("count", lambda: self._client.count(index=self.alias))
+            info["movies"] = int(count.get("count", 0))
+            mappings = self._call("mapping", lambda: self._client.indices.get_mapping(index=self.alias))
+            for mapping in mappings.values():
+                meta = mapping.get("mappings", {}).get("_meta", {})
+                if "model_version" in meta:
+                    info["model_version"] = str(meta["model_version"])
+        except IndexUnavailableError as exc:
+            return BackendStatus(self.kind, False, str(exc), info)
+        except Exception as exc:  # health describes, never raises
+            return BackendStatus(self.kind, False, f"{type(exc).__name__}: {exc}", info)
+        return BackendStatus(self.kind, True, "", info)

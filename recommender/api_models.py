@@ -1,0 +1,136 @@
+"""The API's request and response models (pydantic): the handler validates with them and the
+OpenAPI document at ``/openapi.json`` is generated from them, so the two cannot drift.
+
+Unknown fields are **rejected** (422 naming the field): a misspelt ``exclude_seen`` must not be
+silently ignored. Types are strict: ``"5"`` is not a number and ``"yes"`` is not a boolean.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+
+from recommender.settings import MAX_HISTORY_ITEMS, MAX_K
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+GenreName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class HistoryEntry(BaseModel):
+    """One thing the person watched or rated."""
+
+    model_config = _STRICT
+
+    movie_id: int = Field(ge=1, le=2**31 - 1, description="MovieLens movie id.")
+    rating: float | None = Field(default=None, ge=0.5, le=5.0, description="Stars, 0.5 to 5.0; omit if unrated.")
+    timestamp: int | None = Field(
+        default=None, ge=0, description="Unix seconds; when every entry has one, the history is ordered by it."
+    )
+
+
+class RecommendationFilters(BaseModel):
+    """Filters applied inside the k-NN query (a movie without a year fails any year bound)."""
+
+    model_config = _STRICT
+
+    genres_any: list[GenreName] = Field(
+        default_factory=list, max_length=32, description="Keep movies with at least one of these genres."
+    )
+    genres_none: list[GenreName] = Field(
+        default_factory=list, max_length=32, description="Drop movies with any of these genres."
+    )
+    year_min: int | None = Field(default=None, ge=1800, le=2200, description="Inclusive.")
+    year_max: int | None = Field(default=None, ge=1800, le=2200, description="Inclusive.")
+
+    @field_validator("year_max")
+    @classmethod
+    def _years_in_order(cls, year_max: int | None, info: ValidationInfo) -> int | None:
+        year_min = info.data.get("year_min")
+        if year_max is not None and year_min is not None and year_min > year_max:
+            raise ValueError(f"year_max ({year_max}) is less than year_min ({year_min})")
+        return year_max
+
+
+class RecommendationRequest(BaseModel):
+    """What to recommend for: recent activity, most recent last."""
+
+    model_config = _STRICT
+
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY_ITEMS,
+        description=(
+            f"At most {MAX_HISTORY_ITEMS} entries, most recent last; the model reads the last "
+            "`history_length` (see /health). Empty: popular movies."
+        ),
+    )
+    k: int = Field(default=10, ge=1, le=MAX_K, description="How many movies to return.")
+    exclude_seen: bool = Field(default=True, description="Leave out the movies in the history.")
+    filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
+
+
+class MovieOut(BaseModel):
+    movie_id: int
+    title: str
+    year: int | None
+    genres: list[str]
+
+
+class RankedMovie(MovieOut):
+    score: float = Field(
+        description="Inner product of the user and movie vectors (higher is better); popularity for popular lists."
+    )
+
+
+class RecommendationResponse(BaseModel):
+    model_version: str
+    items: list[RankedMovie]
+    cached: bool = Field(description="Served from the cache.")
+    strategy: Literal["personalized", "popular"]
+    fallback: Literal["popular"] | None = Field(
+        default=None, description="Set when the vector index could not answer and popular movies were served."
+    )
+    ignored_movie_ids: list[int] = Field(description="History movie ids unknown to the model and the catalog.")
+    history_used: int = Field(description="History entries the model read.")
+
+
+class SimilarResponse(BaseModel):
+    model_version: str
+    movie: MovieOut
+    items: list[RankedMovie]
+    cached: bool
+
+
+class MovieResponse(MovieOut):
+    popularity: float
+
+
+class BackendHealth(BaseModel):
+    kind: str
+    ok: bool
+    detail: str
+    info: dict[str, Any]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    model_version: str | None
+    history_length: int | None
+    index: BackendHealth | None
+    cache: BackendHealth | None
+    fallback: Literal["popular", "none"] | None
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `history[3].movie_id`.")
+    location: Literal["body", "query", "path", "header"]
+    reason: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="A stable code: validation_error, invalid_json, body_too_large, not_found, ...")
+    message: str
+    errors: list[ErrorDetail] = Field(default_factory=list)
+    request_id: str | None = None

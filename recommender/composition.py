@@ -1,0 +1,209 @@
+"""The one place that builds the service from settings, lazily and once per process.
+
+Nothing here runs at import. The first request (or ``recs serve`` at start-up) calls
+``get_container()``, which reads the settings, loads the bundle (local or ``s3://``), and picks the
+adapters: ``OpenSearchIndex`` when ``RECS_OPENSEARCH_URL`` is set, else ``NumpyIndex`` over the
+embedded store (or the bundle); ``RedisCache`` when ``RECS_REDIS_URL`` is set, else
+``MemoryCache``. Warm Lambda invocations reuse the container.
+
+A failed build is not cached for good: the next request after ``RETRY_BUILD_AFTER_SECONDS``
+tries again (a bundle fixed in S3 is picked up without a redeploy).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recommender.bundle import CATALOG, MANIFEST, USER_TOWER, Bundle, open_bundle
+from recommender.ports import Cache, VectorIndex
+from recommender.service import NoTelemetry, RecommendationService
+from recommender.settings import ServiceSettings
+
+RETRY_BUILD_AFTER_SECONDS = 10.0
+
+
+class CompositionError(RuntimeError):
+    """The service could not be built (bad settings, unreadable bundle ...); the message says why."""
+
+
+@dataclass
+class Container:
+    settings: ServiceSettings
+    bundle: Bundle
+    service: RecommendationService
+    telemetry: Any
+    """``EmfTelemetry`` when metrics are enabled, else ``None``."""
+    tracing: Any
+    """``recommender.observability.Tracing``."""
+
+
+def load_bundle(settings: ServiceSettings, files: list[str] | None = None) -> Bundle:
+    """Open the configured bundle; an ``s3://`` one is downloaded (only ``files`` when given)."""
+    if settings.bundle.startswith("s3://"):
+        from recommender.s3_bundle import fetch_bundle
+
+        return open_bundle(fetch_bundle(settings.bundle, cache_dir=settings.bundle_cache_dir, files=files))
+    return open_bundle(settings.bundle)
+
+
+def redis_password(settings: ServiceSettings) -> str | None:
+    """The ElastiCache auth token from Secrets Manager (plain string, or JSON with a password/token)."""
+    if not settings.redis_auth_secret_arn:
+        return None
+    import boto3
+
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.redis_auth_secret_arn)
+    raw = str(secret.get("SecretString") or "")
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(parsed, dict):
+        for key in ("password", "token", "auth_token", "authToken"):
+            if parsed.get(key):
+                return str(parsed[key])
+        raise CompositionError(f"secret {settings.redis_auth_secret_arn} has no password/token field")
+    return raw
+
+
+def build_index(settings: ServiceSettings, bundle: Bundle) -> VectorIndex:
+    if settings.opensearch_url:
+        from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
+
+        client = build_client(
+            settings.opensearch_url,
+            username=settings.opensearch_username,
+            password=settings.opensearch_password,
+            sigv4_service=settings.sigv4_service(),
+            region=settings.aws_region,
+            timeout_seconds=settings.opensearch_timeout_seconds,
+            max_retries=settings.opensearch_max_retries,
+        )
+        return OpenSearchIndex(client, settings.opensearch_alias, bundle.manifest.space_type)
+    from recommender.adapters.numpy_index import NumpyIndex
+    from recommender.embedded_store import EmbeddedStore
+
+    store = EmbeddedStore(settings.embedded_store) if settings.embedded_store else None
+    return NumpyIndex.from_bundle(bundle, store)
+
+
+def build_cache(settings: ServiceSettings) -> Cache:
+    if settings.redis_url:
+        from recommender.adapters.redis_cache import RedisCache
+
+        return RedisCache(
+            settings.redis_url,
+            password=redis_password(settings),
+            timeout_seconds=settings.redis_timeout_seconds,
+            retry_after_seconds=settings.redis_retry_after_seconds,
+        )
+    from recommender.adapters.memory_cache import MemoryCache
+
+    return MemoryCache(settings.cache_max_entries)
+
+
+def _popularity_fallback(settings: ServiceSettings, bundle: Bundle) -> VectorIndex:
+    """Popular movies from the bundle's catalog, for when OpenSearch cannot answer."""
+    import numpy as np
+
+    from recommender.adapters.numpy_index import NumpyIndex
+
+    if settings.bundle.startswith("s3://") and not (bundle.path / CATALOG).is_file():
+        bundle = load_bundle(settings, files=[CATALOG])
+    catalog = bundle.catalog
+    return NumpyIndex.from_arrays(catalog, np.zeros((len(catalog), 0), np.float32), bundle.model_version)
+
+
+def build_container(settings: ServiceSettings) -> Container:
+    """Build everything the handler needs; raises ``CompositionError`` naming what failed."""
+    from recommender.bundle import BundleError
+    from recommender.embedded_store import EmbeddedStoreError
+    from recommender.observability import EmfTelemetry, Tracing, tracing_wanted
+
+    try:
+        # With OpenSearch the function needs only the user tower (and the catalog, lazily, for the
+        # fallback); the embedded index needs the vectors too.
+        files = [MANIFEST, USER_TOWER] if settings.opensearch_url else None
+        bundle = load_bundle(settings, files=files)
+        tower = bundle.user_tower  # verifies the hash and shapes now, not on the first request
+        index = build_index(settings, bundle)
+        if not settings.opensearch_url:
+            index.generation()  # loads (and verifies) the embedded vectors now
+        cache = build_cache(settings)
+    except (BundleError, EmbeddedStoreError, OSError, ValueError) as exc:
+        raise CompositionError(str(exc)) from exc
+    telemetry = EmfTelemetry(settings.metrics_namespace, settings.service_name) if settings.metrics_enabled else None
+    fallback = None
+    if settings.opensearch_url and settings.index_fallback == "popular":
+        def fallback() -> VectorIndex:
+            return _popularity_fallback(settings, bundle)
+
+    service = RecommendationService(
+        model_version=bundle.model_version,
+        user_tower=tower,
+        index=index,
+        cache=cache,
+        cache_ttl_seconds=settings.cache_ttl_seconds,
+        fallback=fallback,
+        telemetry=telemetry if telemetry is not None else NoTelemetry(),
+    )
+    return Container(settings, bundle, service, telemetry, Tracing(tracing_wanted()))
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+_configured: ServiceSettings | None = None
+_failure: tuple[float, CompositionError] | None = None
+
+
+def configure(settings: ServiceSettings | None) -> None:
+    """Use ``settings`` instead of the environment (local server, tests); drops any built container."""
+    global _configured, _container, _failure
+    with _lock:
+        _configured = settings
+        _container = None
+        _failure = None
+
+
+def reset() -> None:
+    """Forget the built container and any configured settings (tests)."""
+    configure(None)
+
+
+def peek() -> Container | None:
+    """The container if it has been built, without building it."""
+    return _container
+
+
+def get_container() -> Container:
+    """The process's container, built on first use; raises ``CompositionError``."""
+    global _container, _failure
+    container = _container
+    if container is not None:
+        return container
+    with _lock:
+        if _container is not None:
+            return _container
+        if _failure is not None and time.monotonic() - _failure[0] < RETRY_BUILD_AFTER_SECONDS:
+            raise _failure[1]
+        try:
+            settings = _configured or ServiceSettings.from_env()
+            _container = build_container(settings)
+        except CompositionError as exc:
+            _failure = (time.monotonic(), exc)
+            raise
+        except ValueError as exc:  # SettingsError
+            error = CompositionError(str(exc))
+            _failure = (time.monotonic(), error)
+            raise error from exc
+        _failure = None
+        return _container
+
+
+def bundle_path_for_display(settings: ServiceSettings) -> str:
+    return settings.bundle if settings.bundle.startswith("s3://") else str(Path(settings.bundle).resolve())

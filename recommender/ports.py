@@ -1,0 +1,146 @@
+"""The ports of the service: what it needs from a vector index and from a cache.
+
+Each has an embedded default (``recommender.adapters.numpy_index``,
+``recommender.adapters.memory_cache``) and a server adapter (OpenSearch, Redis);
+both sides pass the same contract test suite (``tests/recommender/contracts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from recommender.features import Movie
+
+
+class IndexUnavailableError(Exception):
+    """The vector index cannot answer (unreachable, timed out, not built yet)."""
+
+
+class CacheUnavailableError(Exception):
+    """The cache cannot answer; callers serve uncached."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Catalog filters, applied inside the k-NN query (never after it).
+
+    ``genres_any``: keep movies with at least one of these genres; ``genres_none``: drop movies with
+    any of these; ``year_min``/``year_max``: inclusive bounds (a movie without a year is dropped as
+    soon as either bound is given).
+    """
+
+    genres_any: tuple[str, ...] = ()
+    genres_none: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.genres_any or self.genres_none or self.year_min is not None or self.year_max is not None)
+
+    def matches(self, movie: Movie) -> bool:
+        """The reference semantics every adapter implements."""
+        if self.genres_any and not set(self.genres_any) & set(movie.genres):
+            return False
+        if self.genres_none and set(self.genres_none) & set(movie.genres):
+            return False
+        if self.year_min is not None or self.year_max is not None:
+            if movie.year is None:
+                return False
+            if self.year_min is not None and movie.year < self.year_min:
+                return False
+            if self.year_max is not None and movie.year > self.year_max:
+                return False
+        return True
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "genres_any": sorted(set(self.genres_any)),
+            "genres_none": sorted(set(self.genres_none)),
+            "year_min": self.year_min,
+            "year_max": self.year_max,
+        }
+
+
+NO_FILTERS = Filters()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked movie. ``score`` is the inner product with the query (k-NN) or the popularity."""
+
+    movie: Movie
+    score: float
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What ``/health`` reports for one backend."""
+
+    kind: str
+    ok: bool
+    detail: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class VectorIndex(Protocol):
+    """Top-k movies by inner product with a query vector, with filters inside the search."""
+
+    kind: str
+
+    def search(
+        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()
+    ) -> list[Hit]:
+        """The ``k`` best movies that pass ``filters`` and are not in ``exclude_ids``, best first
+        (fewer only when fewer qualify). Raises ``IndexUnavailableError``."""
+        ...
+
+    def popular(self, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()) -> list[Hit]:
+        """The ``k`` most popular qualifying movies (score = popularity)."""
+        ...
+
+    def get(self, movie_id: int) -> Movie | None:
+        """One movie, or ``None`` when the index does not have it."""
+        ...
+
+    def vector(self, movie_id: int) -> np.ndarray | None:
+        """A movie's stored vector, or ``None``."""
+        ...
+
+    def existing(self, movie_ids: Collection[int]) -> set[int]:
+        """Which of ``movie_ids`` the index holds."""
+        ...
+
+    def generation(self) -> int:
+        """The catalog generation this index knows of (0 when it does not track one)."""
+        ...
+
+    def status(self) -> BackendStatus:
+        """Whether the index answers, with its size and model version when known; never raises."""
+        ...
+
+
+class Cache(Protocol):
+    """Bytes by key with a time to live, and the catalog generation when the backend keeps one."""
+
+    kind: str
+
+    def get(self, key: str) -> bytes | None:
+        """Raises ``CacheUnavailableError``."""
+        ...
+
+    def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        """Raises ``CacheUnavailableError``."""
+        ...
+
+    def generation(self) -> int | None:
+        """The shared catalog generation (``recs:catalog:generation``), or ``None`` when this cache
+        does not hold one. Raises ``CacheUnavailableError``."""
+        ...
+
+    def status(self) -> BackendStatus:
+        """Whether the cache answers; never raises."""
+        ...

@@ -1,0 +1,370 @@
+"""The recommendation service: history -> user tower -> k-NN with filters -> cache -> ranked movies.
+
+It knows nothing about HTTP or Lambda (``recommender.handler`` maps requests and errors) and
+nothing about OpenSearch or Redis (it talks to the ports in ``recommender.ports``).
+
+Rules it implements (documented in the README's "The API"):
+
+- History order is as sent, most recent last; when every item carries a ``timestamp`` the
+  history is ordered by it (stable). The user tower reads the last ``history_length`` items.
+- A history movie id is *known* when the user tower has an embedding for it or the index holds
+  it (a movie added after training gets the out-of-vocabulary embedding). Unknown ids are
+  ignored and listed in ``ignored_movie_ids``.
+- ``exclude_seen`` drops every known history movie inside the k-NN query, so the answer still
+  has ``k`` items when that many qualify.
+- No usable history -> the most popular movies under the same filters (``strategy: popular``).
+- Index unreachable -> ``IndexUnavailableError``, or with the ``popular`` fallback the bundle's
+  popular movies under the same filters, flagged ``fallback: "popular"`` and never cached.
+- Cache unreachable -> served uncached (logged, counted), never an error.
+- Cache keys: ``recs:cache:<model_version>:<catalog generation>:<sha256 of the request>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from recommender.features import Movie
+from recommender.ports import (
+    NO_FILTERS,
+    BackendStatus,
+    Cache,
+    CacheUnavailableError,
+    Filters,
+    Hit,
+    IndexUnavailableError,
+    VectorIndex,
+)
+from recommender.towers import UserTower
+
+log = logging.getLogger(__name__)
+
+CACHE_KEY_PREFIX = "recs:cache:"
+CACHE_FORMAT = 1
+
+
+class MovieNotFoundError(LookupError):
+    """The movie named in the path is not in the catalog."""
+
+    def __init__(self, movie_id: int) -> None:
+        super().__init__(f"movie {movie_id} is not in the catalog")
+        self.movie_id = movie_id
+
+
+class Telemetry(Protocol):
+    """Where the service reports timings and counts (CloudWatch EMF in Lambda, nothing locally)."""
+
+    def timing(self, name: str, milliseconds: float) -> None: ...
+
+    def count(self, name: str, value: int = 1) -> None: ...
+
+
+class NoTelemetry:
+    def timing(self, name: str, milliseconds: float) -> None:
+        pass
+
+    def count(self, name: str, value: int = 1) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    movie_id: int
+    rating: float | None = None
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class RecommendationQuery:
+    history: Sequence[HistoryItem] = ()
+    k: int = 10
+    exclude_seen: bool = True
+    filters: Filters = NO_FILTERS
+
+    def ordered_history(self) -> list[HistoryItem]:
+        items = list(self.history)
+        if items and all(h.timestamp is not None for h in items):
+            items.sort(key=lambda h: h.timestamp)  # type: ignore[arg-type, return-value]
+        return items
+
+    def fingerprint(self) -> str:
+        canonical = {
+            "f": CACHE_FORMAT,
+            "h": [[h.movie_id, h.rating] for h in self.ordered_history()],
+            "k": self.k,
+            "x": self.exclude_seen,
+            "filters": self.filters.canonical(),
+        }
+        raw = json.dumps(canonical, separators=(",", ":"), sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    model_version: str
+    items: list[Hit]
+    strategy: str
+    """``personalized`` (user tower + k-NN) or ``popular`` (no usable history)."""
+    ignored_movie_ids: list[int] = field(default_factory=list)
+    history_used: int = 0
+    cached: bool = False
+    fallback: str | None = None
+    """``popular`` when the index could not answer and the popularity fallback did."""
+
+    def to_cache(self) -> bytes:
+        payload = {
+            "model_version": self.model_version,
+            "strategy": self.strategy,
+            "ignored_movie_ids": self.ignored_movie_ids,
+            "history_used": self.history_used,
+            "items": [[h.movie.to_dict(), h.score] for h in self.items],
+        }
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_cache(cls, raw: bytes) -> Recommendations:
+        payload = json.loads(raw)
+        return cls(
+            model_version=payload["model_version"],
+            strategy=payload["strategy"],
+            ignored_movie_ids=[int(i) for i in payload["ignored_movie_ids"]],
+            history_used=int(payload["history_used"]),
+            items=[Hit(Movie.from_dict(m), float(s)) for m, s in payload["items"]],
+            cached=True,
+        )
+
+
+@dataclass(frozen=True)
+class SimilarMovies:
+    model_version: str
+    movie: Movie
+    items: list[Hit]
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Health:
+    model_version: str
+    index: BackendStatus
+    cache: BackendStatus
+    fallback: str
+
+    @property
+    def status(self) -> str:
+        """``ok``; ``degraded`` (cache down, or index down with a fallback); ``unavailable``."""
+        if self.index.ok and self.cache.ok:
+            return "ok"
+        if self.index.ok or self.fallback != "none":
+            return "degraded"
+        return "unavailable"
+
+
+class RecommendationService:
+    """The API's work, on a user tower, a vector index and a cache."""
+
+    def __init__(
+        self,
+        *,
+        model_version: str,
+        user_tower: UserTower,
+        index: VectorIndex,
+        cache: Cache,
+        cache_ttl_seconds: int = 300,
+        fallback: Callable[[], VectorIndex] | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.model_version = model_version
+        self.tower = user_tower
+        self.index = index
+        self.cache = cache
+        self.cache_ttl_seconds = cache_ttl_seconds
+        self._fallback_factory = fallback
+        self._fallback: VectorIndex | None = None
+        self._fallback_lock = threading.Lock()
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
+
+    # -- helpers ------------------------------------------------------------------
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.telemetry.timing(name, (time.perf_counter() - start) * 1000.0)
+
+    def _generation(self) -> int | None:
+        """The catalog generation for cache keys; ``None`` when the cache cannot be used now."""
+        try:
+            shared = self.cache.generation()
+        except CacheUnavailableError as exc:
+            self._cache_failed(exc)
+            return None
+        if shared is not None:
+            return shared
+        try:
+            return self.index.generation()
+        except IndexUnavailableError:
+            return 0
+
+    def _cache_failed(self, exc: Exception) -> None:
+        log.warning("cache unavailable, serving uncached: %s", exc)
+        self.telemetry.count("CacheErrors")
+
+    def _cache_get(self, key: str) -> bytes | None:
+        try:
+            return self.cache.get(key)
+        except CacheUnavailableError as exc:
+            self._cache_failed(exc)
+            return None
+
+    def _cache_set(self, key: str, value: bytes) -> None:
+        try:
+            self.cache.set(key, value, self.cache_ttl_seconds)
+        except CacheUnavailableError as exc:
+            self._cache_failed(exc)
+
+    def cache_key(self, generation: int, fingerprint: str) -> str:
+        return f"{CACHE_KEY_PREFIX}{self.model_version}:{generation}:{fingerprint}"
+
+    def _fallback_index(self) -> VectorIndex | None:
+        if self._fallback_factory is None:
+            return None
+        with self._fallback_lock:
+            if self._fallback is None:
+                self._fallback = self._fallback_factory()
+            return self._fallback
+
+    # -- the API's operations ----------------------------------------------------------
+    def recommend(self, query: RecommendationQuery) -> Recommendations:
+        generation = self._generation()
+        key = None if generation is None else self.cache_key(generation, query.fingerprint())
+        if key is not None:
+            with self._timed("CacheLookupTime"):
+                raw = self._cache_get(key)
+            if raw is not None:
+                try:
+                    result = Recommendations.from_cache(raw)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
+                else:
+                    self.telemetry.count("CacheHits")
+                    return result
+            self.telemetry.count("CacheMisses")
+        try:
+            result = self._compute(query)
+        except IndexUnavailableError as exc:
+            fallback = self._fallback_index()
+            if fallback is None:
+                raise
+            log.warning("vector index unavailable, serving the popularity fallback: %s", exc)
+            self.telemetry.count("Fallbacks")
+            history = query.ordered_history()
+            seen = {h.movie_id for h in history} if query.exclude_seen else set()
+            return Recommendations(
+                model_version=self.model_version,
+                items=fallback.popular(query.k, query.filters, seen),
+                strategy="popular",
+                ignored_movie_ids=[],
+                history_used=0,
+                fallback="popular",
+            )
+        if key is not None:
+            self._cache_set(key, result.to_cache())
+        return result
+
+    def _compute(self, query: RecommendationQuery) -> Recommendations:
+        history = query.ordered_history()
+        ids = list(dict.fromkeys(h.movie_id for h in history))
+        untrained = [i for i in ids if not self.tower.knows(i)]
+        in_index = self.index.existing(untrained) if untrained else set()
+        ignored = sorted(set(untrained) - in_index)
+        ignored_set = set(ignored)
+        usable = [h for h in history if h.movie_id not in ignored_set]
+        tail = usable[-self.tower.history_length :] if usable else []
+        seen = {h.movie_id for h in usable} if query.exclude_seen else set()
+        if not tail:
+            with self._timed("KnnTime"):
+                items = self.index.popular(query.k, query.filters, seen)
+            strategy = "popular"
+        else:
+            with self._timed("TowerTime"):
+                vector = self.tower.encode([(h.movie_id, h.rating) for h in tail])
+            with self._timed("KnnTime"):
+                items = self.index.search(vector, query.k, query.filters, seen)
+            strategy = "personalized"
+        return Recommendations(
+            model_version=self.model_version,
+            items=items,
+            strategy=strategy,
+            ignored_movie_ids=ignored,
+            history_used=len(tail),
+        )
+
+    def movie(self, movie_id: int) -> Movie:
+        movie = self.index.get(movie_id)
+        if movie is None:
+            raise MovieNotFoundError(movie_id)
+        return movie
+
+    def similar(self, movie_id: int, k: int) -> SimilarMovies:
+        """Movies nearest to ``movie_id`` by the content+collaborative part of the item vectors.
+
+        The popularity column of the query is zeroed, so the score is the cosine similarity of the
+        normalised item-tower outputs (popular movies do not crowd out similar ones).
+        """
+        generation = self._generation()
+        key = None if generation is None else self.cache_key(generation, f"similar:{movie_id}:{k}")
+        if key is not None:
+            raw = self._cache_get(key)
+            if raw is not None:
+                try:
+                    payload = json.loads(raw)
+                    self.telemetry.count("CacheHits")
+                    return SimilarMovies(
+                        self.model_version,
+                        Movie.from_dict(payload["movie"]),
+                        [Hit(Movie.from_dict(m), float(s)) for m, s in payload["items"]],
+                        cached=True,
+                    )
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
+            self.telemetry.count("CacheMisses")
+        movie = self.movie(movie_id)
+        vector = self.index.vector(movie_id)
+        if vector is None:
+            raise MovieNotFoundError(movie_id)
+        query = np.array(vector, dtype=np.float32)
+        query[-1] = 0.0
+        with self._timed("KnnTime"):
+            items = self.index.search(query, k, NO_FILTERS, {movie_id})
+        result = SimilarMovies(self.model_version, movie, items)
+        if key is not None:
+            payload = {"movie": movie.to_dict(), "items": [[h.movie.to_dict(), h.score] for h in items]}
+            self._cache_set(key, json.dumps(payload, separators=(",", ":")).encode())
+        return result
+
+    def health(self) -> Health:
+        fallback = "none" if self._fallback_factory is None else "popular"
+        return Health(self.model_version, self.index.status(), self.cache.status(), fallback)
+
+
+def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    return [
+        {
+            "movie_id": h.movie.movie_id,
+            "title": h.movie.title,
+            "year": h.movie.year,
+            "genres": list(h.movie.genres),
+            "score": round(h.score, 6),
+        }
+        for h in hits
+    ]
