@@ -24,7 +24,7 @@ def write_plan_chart(plan: Plan, path: str | Path) -> Path:
     if plan.recent:
         times = [t for t, _ in plan.recent]
         values = [v if v is not None else float("nan") for _, v in plan.recent]
-        label = "observed peak demand (rate x p99)" if plan.demand_kind == "rate" else "observed peak concurrency"
+        label = "observed need: max(rate x p99 duration, peak concurrency)"
         ax.plot(times, values, color="tab:gray", linewidth=1.0, label=label)
     hours = [h.hour for h in plan.hours]
     if hours:

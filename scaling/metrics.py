@@ -5,7 +5,7 @@ one value per period (5 minutes by default: CloudWatch keeps 5-minute data for 6
 
 * ``Invocations``, statistic ``Sum``;
 * ``ConcurrentExecutions``, statistic ``Maximum``;
-* ``Duration``, statistic ``p99`` (milliseconds).
+* ``Duration``, statistic ``p99`` (milliseconds; ``RECS_SCALING_DURATION_STATISTIC``).
 
 Lambda publishes nothing for a period without invocations, so after a series' first data point a
 missing period means *no traffic*; before it, *unknown* (the function or alias did not exist).
@@ -25,7 +25,7 @@ from scaling.forecast import median
 
 NAMESPACE = "AWS/Lambda"
 QUERIES = (
-    # (query id, metric name, statistic)
+    # (query id, metric name, statistic); the duration's statistic is a setting
     ("invocations", "Invocations", "Sum"),
     ("concurrency", "ConcurrentExecutions", "Maximum"),
     ("duration", "Duration", "p99"),
@@ -145,7 +145,9 @@ class MetricHistory:
         Path(path).write_text(json.dumps(self.to_json()), encoding="utf-8")
 
 
-def metric_queries(function_name: str, alias: str, period_seconds: int) -> list[dict[str, Any]]:
+def metric_queries(
+    function_name: str, alias: str, period_seconds: int, duration_statistic: str = "p99"
+) -> list[dict[str, Any]]:
     """The ``MetricDataQueries`` of ``GetMetricData`` for the alias."""
     dimensions = [
         {"Name": "FunctionName", "Value": function_name},
@@ -157,7 +159,7 @@ def metric_queries(function_name: str, alias: str, period_seconds: int) -> list[
             "MetricStat": {
                 "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
                 "Period": period_seconds,
-                "Stat": stat,
+                "Stat": duration_statistic if query_id == "duration" else stat,
             },
             "ReturnData": True,
         }
@@ -173,6 +175,7 @@ def fetch_history(
     end: datetime,
     days: int,
     period_seconds: int = 300,
+    duration_statistic: str = "p99",
 ) -> tuple[MetricHistory, list[str]]:
     """Read ``days`` days of history ending at the hour ``end`` (exclusive).
 
@@ -185,7 +188,7 @@ def fetch_history(
     series: dict[str, list[float | None]] = {q[0]: [None] * n for q in QUERIES}
     notes: list[str] = []
     kwargs: dict[str, Any] = {
-        "MetricDataQueries": metric_queries(function_name, alias, period_seconds),
+        "MetricDataQueries": metric_queries(function_name, alias, period_seconds, duration_statistic),
         "StartTime": start,
         "EndTime": end,
         "ScanBy": "TimestampAscending",

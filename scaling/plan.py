@@ -1,11 +1,20 @@
 """The plan: one minimum capacity per hour for the next day, and why.
 
+For each hour two forecasts (``scaling.forecast``) are turned into execution environments:
+
+* Little's law on the forecast arrival rate (the hour's busiest 5 minutes of ``Invocations``)
+  times the recent p99 ``Duration``: the requests in flight on average, with slow requests;
+* the forecast of the hour's largest ``ConcurrentExecutions``: the bursts of a few seconds that
+  an average cannot see, which dominate at low traffic (with 1.5 requests in flight on average,
+  an hour routinely has seconds with 6).
+
+``required = ceil(headroom x max(the two))``, clamped to ``[floor, maximum]``.
+
 Each planned hour becomes one **recurring** Application Auto Scaling action,
 ``<prefix>hHH`` with ``cron(M H * * ? *)`` in UTC, firing ``lead_minutes`` before hour ``HH``
 (provisioned concurrency takes a few minutes to become ready). Every run rewrites the 24 actions
 with the forecast for their next firing, so the set of actions is bounded and, if the forecaster
 ever stops, yesterday's plan keeps repeating instead of the capacity freezing at one value.
-
 An action that fires before its hour also covers the end of the previous hour, so its minimum is
 ``max(capacity[h-1], capacity[h])``.
 
@@ -15,9 +24,9 @@ Fall-backs (each one says what happened in ``Plan.notes``, which the caller logs
 |---|---|
 | CloudWatch could not be read | the floor, at least 1 (traffic unknown) |
 | no data at all (brand-new function, or no traffic) | the floor |
-| under a day of data | flat: the busiest hour seen so far |
-| one day to one week of data | hour-of-day profile instead of hour-of-week |
-| ``Invocations`` missing but ``ConcurrentExecutions`` present | forecast the concurrency itself |
+| a series with under a day of data | flat: its busiest hour so far |
+| a series with one day to one week of data | hour-of-day profile instead of hour-of-week |
+| ``Invocations`` or ``ConcurrentExecutions`` missing | the other one alone |
 | no ``Duration`` p99 | ``fallback_duration_ms`` |
 | a forecast that is not a finite number | the floor for that hour |
 
@@ -55,10 +64,12 @@ class PlannedHour:
     fires_at: datetime
     name: str
     schedule: str
-    demand: float | None
-    """Forecast demand: requests/s (``demand_kind == "rate"``) or concurrency."""
+    rate: float | None
+    """Forecast arrival rate (requests/s, the hour's busiest 5 minutes)."""
+    peak_concurrency: float | None
+    """Forecast of the hour's largest ``ConcurrentExecutions``."""
     required: int | None
-    """Concurrency the forecast asks for (Little's law x headroom), before clamping."""
+    """``ceil(headroom x max(rate x p99 duration, peak concurrency))``, before clamping."""
     capacity: int
     """Clamped capacity for this hour."""
     min_capacity: int
@@ -70,8 +81,6 @@ class Plan:
     resource_id: str
     generated_at: datetime
     mode: str
-    demand_kind: str
-    """``rate`` (Little's law on requests/s) or ``concurrency`` (forecast of ConcurrentExecutions)."""
     floor: int
     maximum: int
     headroom: float
@@ -81,24 +90,25 @@ class Plan:
     hours: list[PlannedHour]
     notes: list[str] = field(default_factory=list)
     recent: list[tuple[datetime, float | None]] = field(default_factory=list)
-    """The last week's observed demand in concurrency units (for the chart)."""
+    """The last week's observed need: ``max(rate x p99 duration, peak concurrency)`` per hour."""
 
     def table(self) -> str:
-        unit = "req/s" if self.demand_kind == "rate" else "conc"
         lines = [
             f"plan for {self.resource_id}, generated {self.generated_at:%Y-%m-%d %H:%M} UTC, mode {self.mode}",
             f"floor {self.floor}, maximum {self.maximum}, headroom {self.headroom:g}"
             + (f", p99 duration {self.duration_p99_ms:.0f} ms" if self.duration_p99_ms else "")
             + (f", trend x{self.trend:.2f}" if self.trend is not None else "")
             + (f", uplift {self.uplift:+.3f} (sqrt scale)" if self.uplift is not None else ""),
-            f"{'hour (UTC)':<17} {'fires (UTC)':<11} {'demand ' + unit:>13} {'required':>8} {'min cap':>7}  action",
+            f"{'hour (UTC)':<16} {'fires':>5} {'rate req/s':>10} {'peak conc':>9} {'required':>8} {'min cap':>7}"
+            "  action",
         ]
         for h in self.hours:
-            demand = f"{h.demand:.2f}" if h.demand is not None else "-"
+            rate = f"{h.rate:.2f}" if h.rate is not None else "-"
+            peak = f"{h.peak_concurrency:.1f}" if h.peak_concurrency is not None else "-"
             required = str(h.required) if h.required is not None else "-"
             lines.append(
-                f"{h.hour:%a %m-%d %H:%M}  {h.fires_at:%H:%M}       {demand:>13} {required:>8} {h.min_capacity:>7}  "
-                f"{h.name} {h.schedule}"
+                f"{h.hour:%a %m-%d %H:%M} {h.fires_at:%H:%M} {rate:>10} {peak:>9} {required:>8} {h.min_capacity:>7}"
+                f"  {h.name} {h.schedule}"
             )
         for note in self.notes:
             lines.append(f"note: {note}")
@@ -109,7 +119,6 @@ class Plan:
             "resource_id": self.resource_id,
             "generated_at": self.generated_at.isoformat(),
             "mode": self.mode,
-            "demand_kind": self.demand_kind,
             "floor": self.floor,
             "maximum": self.maximum,
             "headroom": self.headroom,
@@ -123,7 +132,8 @@ class Plan:
                     "fires_at": h.fires_at.isoformat(),
                     "name": h.name,
                     "schedule": h.schedule,
-                    "demand": h.demand,
+                    "rate": h.rate,
+                    "peak_concurrency": h.peak_concurrency,
                     "required": h.required,
                     "capacity": h.capacity,
                     "min_capacity": h.min_capacity,
@@ -155,6 +165,43 @@ def _first_known(series: Sequence[float | None]) -> int | None:
     return next((i for i, v in enumerate(series) if v is not None), None)
 
 
+@dataclass(frozen=True)
+class _SeriesForecast:
+    values: list[float | None]
+    mode: str
+    trend: float | None
+    uplift: float | None
+
+
+def _forecast_series(
+    series: list[float | None], gap: int, span: int, settings: ScalingSettings, label: str, notes: list[str]
+) -> _SeriesForecast | None:
+    """Forecast ``span`` hours starting ``gap`` hours after the end of ``series``; ``None`` without data."""
+    first = _first_known(series)
+    if first is None:
+        return None
+    known = len(series) - first
+    if known < DAY:
+        peak = max(v for v in series[first:] if v is not None)
+        notes.append(f"{label}: only {known} h of history, flat plan at the busiest hour seen")
+        return _SeriesForecast([peak] * span, MODE_RECENT_PEAK, None, None)
+    season = WEEK if known >= WEEK else DAY
+    if season == DAY:
+        notes.append(f"{label}: only {known} h of history, hour-of-day profile instead of hour-of-week")
+    forecast = seasonal_forecast(
+        series[first:],
+        gap + span,
+        season=season,
+        quantile_level=settings.quantile,
+        trend_hours=settings.trend_hours,
+        trend_bounds=(settings.trend_min, settings.trend_max),
+    )
+    if forecast.residuals < 24:
+        notes.append(f"{label}: {forecast.residuals} residuals only, no quantile uplift")
+    mode = MODE_WEEKLY if season == WEEK else MODE_DAILY
+    return _SeriesForecast(forecast.values[gap:], mode, forecast.trend, forecast.uplift)
+
+
 def build_plan(
     settings: ScalingSettings,
     now: datetime,
@@ -171,7 +218,6 @@ def build_plan(
     if target_max_capacity is not None and target_max_capacity < maximum:
         maximum = max(0, target_max_capacity)
         notes_out.append(f"maximum lowered to the scalable target's MaxCapacity {target_max_capacity}")
-    floor = settings.min_capacity
     slots = planned_hours(now, settings)
     # Hours to forecast: from the current hour (its end overlaps the first action) to the last slot.
     current = floor_hour(now)
@@ -179,28 +225,30 @@ def build_plan(
 
     def finish(
         mode: str,
-        demand_kind: str,
-        demand_by_offset: Sequence[float | None] | None,
-        to_concurrency: float,
-        *,
+        floor_value: int,
+        rate: _SeriesForecast | None = None,
+        peak: _SeriesForecast | None = None,
         p99_ms: float | None = None,
-        trend: float | None = None,
-        uplift: float | None = None,
-        floor_value: int = floor,
         recent: list[tuple[datetime, float | None]] | None = None,
     ) -> Plan:
         floor_value = min(floor_value, maximum)
+        rates: list[float | None] = []
+        peaks: list[float | None] = []
         capacities: list[int] = []
         required: list[int | None] = []
         unusable = 0
         for offset in range(span):
-            demand = demand_by_offset[offset] if demand_by_offset is not None else None
-            if demand is None or not math.isfinite(demand) or demand < 0:
-                unusable += demand_by_offset is not None
+            r = _usable(rate.values[offset]) if rate else None
+            c = _usable(peak.values[offset]) if peak else None
+            rates.append(r)
+            peaks.append(c)
+            candidates = [v for v in (None if r is None else r * (p99_ms or 0.0) / 1000.0, c) if v is not None]
+            if not candidates:
+                unusable += rate is not None or peak is not None
                 required.append(None)
                 capacities.append(floor_value)
                 continue
-            need = math.ceil(demand * to_concurrency * settings.headroom - 1e-9)
+            need = math.ceil(max(candidates) * settings.headroom - 1e-9)
             required.append(need)
             capacities.append(clamp_capacity(need, floor_value, maximum))
         if unusable:
@@ -210,30 +258,30 @@ def build_plan(
             offset = int((hour - current).total_seconds() // 3600)
             capacity = capacities[offset]
             min_capacity = max(capacity, capacities[offset - 1]) if settings.lead_minutes > 0 else capacity
-            demand = demand_by_offset[offset] if demand_by_offset is not None else None
             hours.append(
                 PlannedHour(
                     hour=hour,
                     fires_at=fires,
                     name=action_name(settings.action_prefix, hour),
                     schedule=cron_for(fires),
-                    demand=demand,
+                    rate=rates[offset],
+                    peak_concurrency=peaks[offset],
                     required=required[offset],
                     capacity=capacity,
                     min_capacity=min_capacity,
                 )
             )
+        main = rate or peak
         return Plan(
             resource_id=settings.scalable_resource_id,
             generated_at=now,
             mode=mode,
-            demand_kind=demand_kind,
             floor=floor_value,
             maximum=maximum,
             headroom=settings.headroom,
             duration_p99_ms=p99_ms,
-            trend=trend,
-            uplift=uplift,
+            trend=main.trend if main else None,
+            uplift=main.uplift if main else None,
             hours=hours,
             notes=notes_out,
             recent=recent or [],
@@ -241,81 +289,43 @@ def build_plan(
 
     if history is None:
         notes_out.append(f"could not read metrics ({read_error or 'unknown error'}): planning the floor")
-        return finish(MODE_FLOOR, "rate", None, 0.0, floor_value=max(floor, 1))
+        return finish(MODE_FLOOR, max(settings.min_capacity, 1))
 
     if history.end > current:
         raise ValueError("the history must end at or before the current hour")
     gap = int((current - history.end).total_seconds() // 3600)  # hours between the history and now
-    floor_value = floor
-    if history.had_traffic() and floor < 1:
+    floor_value = settings.min_capacity
+    if history.had_traffic() and floor_value < 1:
         floor_value = 1
         notes_out.append("floor raised to 1: the function had traffic in the last 7 days")
 
-    rate = history.hourly_peak_rate()
-    demand_kind = "rate"
-    to_concurrency = 0.0
+    rate_series = history.hourly_peak_rate()
+    peak_series = history.hourly_peak_concurrency()
+    rate = _forecast_series(rate_series, gap, span, settings, "Invocations", notes_out)
+    peak = _forecast_series(peak_series, gap, span, settings, "ConcurrentExecutions", notes_out)
+    if rate is None and peak is None:
+        notes_out.append("no Invocations or ConcurrentExecutions data (new function, or no traffic): the floor")
+        return finish(MODE_FLOOR, floor_value)
     p99_ms: float | None = None
-    if _first_known(rate) is not None:
-        series = rate
+    if rate is not None:
         p99_ms = history.recent_p99_ms()
         if p99_ms is None:
             p99_ms = settings.fallback_duration_ms
             notes_out.append(f"no Duration p99 in the last 7 days: assuming {p99_ms:g} ms")
-        to_concurrency = p99_ms / 1000.0
-    else:
-        series = history.hourly_peak_concurrency()
-        if _first_known(series) is None:
-            notes_out.append("no Invocations or ConcurrentExecutions data (new function, or no traffic): the floor")
-            return finish(MODE_FLOOR, "rate", None, 0.0, floor_value=floor_value)
-        demand_kind = "concurrency"
-        to_concurrency = 1.0
-        notes_out.append("no Invocations data: forecasting ConcurrentExecutions directly")
+    if rate is None:
+        notes_out.append("no Invocations data: planning from ConcurrentExecutions alone")
+    elif peak is None:
+        notes_out.append("no ConcurrentExecutions data: planning from Invocations (Little's law) alone")
 
-    first = _first_known(series)
-    assert first is not None
-    known_hours = len(series) - first
-    recent_start = max(0, len(series) - WEEK)
     recent: list[tuple[datetime, float | None]] = []
-    for i in range(recent_start, len(series)):
-        value = series[i]
-        recent.append((history.start + timedelta(hours=i), None if value is None else value * to_concurrency))
-    # The forecast starts right after the history; pad the hours between the history and now.
-    horizon = gap + span
+    for i in range(max(0, history.hours - WEEK), history.hours):
+        r, c = rate_series[i], peak_series[i]
+        values = [v for v in (None if r is None else r * (p99_ms or 0.0) / 1000.0, c) if v is not None]
+        recent.append((history.start + timedelta(hours=i), max(values) if values else None))
+    main = rate or peak
+    assert main is not None
+    return finish(main.mode, floor_value, rate, peak, p99_ms, recent)
 
-    if known_hours < DAY:
-        peak = max(v for v in series[first:] if v is not None)
-        notes_out.append(f"only {known_hours} h of history: flat plan at the busiest hour seen")
-        return finish(
-            MODE_RECENT_PEAK,
-            demand_kind,
-            [peak] * span,
-            to_concurrency,
-            p99_ms=p99_ms,
-            floor_value=floor_value,
-            recent=recent,
-        )
-    season = WEEK if known_hours >= WEEK else DAY
-    if season == DAY:
-        notes_out.append(f"only {known_hours} h of history: hour-of-day profile instead of hour-of-week")
-    forecast = seasonal_forecast(
-        series[first:],
-        horizon,
-        season=season,
-        quantile_level=settings.quantile,
-        trend_hours=settings.trend_hours,
-        trend_bounds=(settings.trend_min, settings.trend_max),
-    )
-    if forecast.residuals < 24:
-        notes_out.append(f"{forecast.residuals} residuals only: no quantile uplift")
-    demand = forecast.values[gap:]
-    return finish(
-        MODE_WEEKLY if season == WEEK else MODE_DAILY,
-        demand_kind,
-        demand,
-        to_concurrency,
-        p99_ms=p99_ms,
-        trend=forecast.trend,
-        uplift=forecast.uplift,
-        floor_value=floor_value,
-        recent=recent,
-    )
+
+def _usable(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value >= 0 else None

@@ -89,6 +89,7 @@ def run_forecaster(
                 end=floor_hour(now),
                 days=settings.history_days,
                 period_seconds=settings.period_seconds,
+                duration_statistic=settings.duration_statistic,
             )
             notes.extend(fetch_notes)
         except MetricsError as exc:

@@ -10,7 +10,7 @@ Every value is validated at start-up, so a typo in a variable fails with a messa
 | ``RECS_SCALING_RESOURCE_ID`` | the scalable target's resource id | ``function:<name>:<alias>`` |
 | ``RECS_SCALING_MIN_CAPACITY`` | floor of every planned hour | ``1`` |
 | ``RECS_SCALING_MAX_CAPACITY`` | ceiling of every planned hour | ``100`` |
-| ``RECS_SCALING_HEADROOM`` | multiplier on Little's-law concurrency | ``1.2`` |
+| ``RECS_SCALING_HEADROOM`` | multiplier on the required concurrency | ``1.1`` |
 | ``RECS_SCALING_QUANTILE`` | upper quantile of the forecast | ``0.9`` |
 | ``RECS_SCALING_HISTORY_DAYS`` | CloudWatch history read per run | ``28`` |
 | ``RECS_SCALING_TREND_HOURS`` | window of the recent-trend factor | ``24`` |
@@ -18,6 +18,7 @@ Every value is validated at start-up, so a typo in a variable fails with a messa
 | ``RECS_SCALING_HORIZON_HOURS`` | hours planned ahead | ``24`` |
 | ``RECS_SCALING_LEAD_MINUTES`` | actions fire this long before their hour | ``10`` |
 | ``RECS_SCALING_PERIOD_SECONDS`` | CloudWatch period | ``300`` |
+| ``RECS_SCALING_DURATION_STATISTIC`` | CloudWatch statistic of ``Duration`` used in Little's law | ``p99`` |
 | ``RECS_SCALING_FALLBACK_DURATION_MS`` | p99 duration assumed when none is known | ``1000`` |
 | ``RECS_SCALING_ACTION_PREFIX`` | names of the scheduled actions this code owns | ``recs-predictive-`` |
 | ``RECS_SCALING_DRY_RUN`` | plan and log, write nothing | ``false`` |
@@ -57,7 +58,7 @@ class ScalingSettings:
     """The floor of every planned hour (raised to 1 while the function has traffic)."""
     max_capacity: int = 100
     """The ceiling of every planned hour (lowered to the scalable target's own maximum)."""
-    headroom: float = 1.2
+    headroom: float = 1.1
     quantile: float = 0.9
     history_days: int = 28
     trend_hours: int = 24
@@ -66,6 +67,7 @@ class ScalingSettings:
     horizon_hours: int = 24
     lead_minutes: int = 10
     period_seconds: int = 300
+    duration_statistic: str = "p99"
     fallback_duration_ms: float = 1000.0
     action_prefix: str = "recs-predictive-"
     dry_run: bool = False
@@ -129,6 +131,8 @@ class ScalingSettings:
             raise bad("lead_minutes", "must be between 0 and 59")
         if self.period_seconds not in (60, 300, 600, 900, 1200, 1800, 3600):
             raise bad("period_seconds", "must be 60, 300, 600, 900, 1200, 1800 or 3600")
+        if not re.fullmatch(r"p(\d{1,2}(\.\d{1,2})?|100)|Maximum|Average", self.duration_statistic):
+            raise bad("duration_statistic", "must be a percentile such as p99 or p99.9, Maximum or Average")
         if not 1.0 <= self.fallback_duration_ms <= 900_000.0:
             raise bad("fallback_duration_ms", "must be between 1 and 900000 (Lambda's 15-minute limit)")
         if not self.action_prefix or not _ACTION_NAME.match(self.action_prefix) or set("|:/") & set(self.action_prefix):
