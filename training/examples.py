@@ -28,7 +28,8 @@ def build_feature_spec(
     vocab = np.asarray(sorted(m for m, c in item_counts.items() if c >= min_item_count), dtype=np.int64)
     genres = tuple(sorted({g for m in movies for g in m.genres}))
     token_counts = Counter(t for m in movies for t in set(title_tokens(m.title)))
-    tokens = tuple(t for t, c in token_counts.most_common(max_tokens) if c >= 2)
+    ranked = sorted(token_counts.items(), key=lambda tc: (-tc[1], tc[0]))  # deterministic across processes
+    tokens = tuple(t for t, c in ranked[:max_tokens] if c >= 2)
     years = np.asarray([m.year for m in movies if m.year is not None], dtype=np.float64)
     center = float(years.mean()) if years.size else 1990.0
     scale = float(years.std()) if years.size and years.std() > 0 else 20.0

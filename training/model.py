@@ -107,16 +107,23 @@ class TwoTower(keras.Model):
     """
 
     def __init__(self, user_tower: UserTowerLayer, item_tower: ItemTowerLayer, temperature: float,
-                 **kwargs: Any) -> None:
+                 id_dropout: float = 0.0, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.temperature = temperature
+        self.id_dropout = id_dropout
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.popularity_weight = self.add_weight(name="popularity_weight", shape=(), initializer="zeros")
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         u = self.user_tower(inputs["hist_slots"], inputs["hist_buckets"])
-        v = self.item_tower(inputs["id_slot"], inputs["genres"], inputs["year"], inputs["tokens"])
+        id_slot = inputs["id_slot"]
+        if training and self.id_dropout > 0:
+            # Train the content path for movies without an id embedding: some targets lose their id.
+            drop = keras.random.uniform(ops.shape(id_slot), seed=self.seed_generator) < self.id_dropout
+            id_slot = ops.where(drop, ops.ones_like(id_slot), id_slot)
+        v = self.item_tower(id_slot, inputs["genres"], inputs["year"], inputs["tokens"])
         return u, v
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,

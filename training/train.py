@@ -7,7 +7,6 @@ project never needs it.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import time
 from collections import Counter
@@ -44,9 +43,10 @@ class TrainedModel:
 
 def _seed_everything(seed: int) -> None:
     import keras
+    import tensorflow as tf
 
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def _topk_recall(scores: np.ndarray, exclude: list[np.ndarray], targets: list[np.ndarray], k: int = 10) -> float:
@@ -118,19 +118,10 @@ def train_two_tower(
         "log_pop": log_pop[tr],
         "log_q": log_q[tr],
     }
-    id_dropout = cfg.id_dropout
-
-    def drop_ids(batch: dict[str, Any]) -> dict[str, Any]:
-        if id_dropout > 0:
-            drop = tf.random.uniform(tf.shape(batch["id_slot"]), seed=cfg.seed) < id_dropout
-            batch = {**batch, "id_slot": tf.where(drop, tf.ones_like(batch["id_slot"]), batch["id_slot"])}
-        return batch
-
     dataset = (
         tf.data.Dataset.from_tensor_slices(features)
         .shuffle(len(examples), seed=cfg.seed, reshuffle_each_iteration=True)
         .batch(cfg.batch_size, drop_remainder=True)
-        .map(drop_ids, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -139,7 +130,7 @@ def train_two_tower(
                                 out, name="user_tower")
     item_layer = ItemTowerLayer(spec.movie_ids.size, len(spec.genres), len(spec.tokens), cfg.embedding_dim,
                                 cfg.token_dim, cfg.hidden, out, name="item_tower")
-    model = TwoTower(user_layer, item_layer, cfg.temperature, name="two_tower")
+    model = TwoTower(user_layer, item_layer, cfg.temperature, cfg.id_dropout, cfg.seed, name="two_tower")
     optimizer = (
         keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
         if cfg.weight_decay > 0
