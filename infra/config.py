@@ -1,0 +1,286 @@
+"""The CDK app's settings: one frozen object read from CDK context, validated before any construct is built.
+
+Every key below can be set in ``cdk.json`` (``"context"``) or on the command line
+(``npx cdk deploy -c lambdaMemoryMiB=2048``); the value given here is the default used when a
+key is absent. ``InfraSettings.from_context(app.node)`` reads them; an explicit keyword given to
+``InfraSettings.from_mapping(..., **overrides)`` beats the context (the tests use that).
+
+The defaults are the cheapest set-up that still runs the whole design: one OpenSearch
+``t3.small.search`` node, one ``cache.t4g.micro`` Redis node, no NAT gateway (VPC endpoints in one
+AZ instead), an x86_64 Lambda with one provisioned instance. README "Deploy to AWS" prices them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import constructs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: the Docker build context of the indexer image and the home of ``build/``."""
+
+LOCAL_BUNDLE_MANIFEST = REPO_ROOT / "artifacts" / "bundle" / "manifest.json"
+"""Where ``modelVersion`` is read from when the context does not give it (the bundle ``recs train`` wrote)."""
+
+UNSET_MODEL_VERSION = "unset"
+
+API_AUTH_MODES = ("apiKey", "iam")
+LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
+_MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class InfraConfigError(ValueError):
+    """A context value is missing its required form; the message names the context key."""
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    """Everything the two stacks read. Field names are the context keys in snake_case (see ``context_key``)."""
+
+    prefix: str = "recs"
+    """Lower-case name prefix: stacks ``<prefix>-data`` / ``<prefix>-serving``, the function, the domain."""
+
+    # --- network
+    max_azs: int = 2
+    """Availability zones the VPC spans (fixed, so synth needs no account lookup)."""
+    nat_gateways: int = 0
+    """0: isolated subnets only, AWS services reached through VPC endpoints (no NAT cost)."""
+    interface_endpoints: bool = True
+    """Interface endpoints for ECR, CloudWatch Logs and Secrets Manager (needed when ``natGateways`` is 0)."""
+    endpoint_azs: int = 1
+    """How many AZs get an ENI of each interface endpoint (each ENI is billed per hour)."""
+
+    # --- OpenSearch
+    opensearch_version: str = "2.19"
+    opensearch_instance_type: str = "t3.small.search"
+    opensearch_data_nodes: int = 1
+    opensearch_volume_gib: int = 10
+    opensearch_alias: str = "movies"
+
+    # --- Redis (ElastiCache)
+    redis_node_type: str = "cache.t4g.micro"
+    redis_replicas: int = 0
+    """Read replicas; 1 or more turns on Multi-AZ with automatic fail-over."""
+    redis_engine_version: str = "7.1"
+    redis_port: int = 6380
+
+    # --- indexer (Fargate)
+    indexer_cpu: int = 1024
+    indexer_memory_mib: int = 2048
+    indexer_architecture: str = "x86_64"
+    """CPU architecture of the indexer image; the image is built by Docker on the deploying machine."""
+
+    # --- recommender (Lambda)
+    model_version: str = UNSET_MODEL_VERSION
+    """Bundle the Lambda serves: ``RECS_BUNDLE=s3://<bucket>/bundles/<modelVersion>``. Default: the
+    ``model_version`` of ``artifacts/bundle/manifest.json`` if that file exists, else ``unset``."""
+    lambda_architecture: str = "x86_64"
+    lambda_memory_mib: int = 1024
+    lambda_timeout_seconds: int = 10
+    lambda_asset_dir: str | None = None
+    """A prebuilt Lambda asset directory; default: ``build/lambda-<arch>``, (re)built at synth when stale."""
+    provisioned_concurrency_min: int = 1
+    provisioned_concurrency_max: int = 10
+    provisioned_concurrency_target: float = 0.7
+    """Target tracking on ``LambdaProvisionedConcurrencyUtilization``."""
+
+    # --- API Gateway
+    api_auth: str = "apiKey"
+    """``apiKey``: an API key with a usage plan; ``iam``: SigV4-signed requests (AWS_IAM authorization)."""
+    api_rate_limit: int = 100
+    """Steady-state requests per second, stage-wide and per key."""
+    api_burst_limit: int = 200
+    api_quota_per_day: int = 0
+    """Requests per API key per day; 0: no quota."""
+    api_execution_logs: bool = False
+    """API Gateway execution logs (ERROR level). They need the account-wide API Gateway CloudWatch role,
+    which this app then creates and retains (it replaces any role the account had set). Access logs
+    are always on."""
+
+    # --- operations
+    tracing: bool = False
+    """X-Ray on the API stage and the Lambda (billed per trace: about $18/month at 10 req/s)."""
+    log_retention_days: int = 30
+    alarm_email: str | None = None
+    """Subscribe this address to the alarm topic (it must confirm the subscription)."""
+    alarm_p99_latency_ms: int = 1000
+    alarm_5xx_rate: float = 0.01
+    """Alarm when this fraction of API requests answer 5xx over 5 minutes."""
+    nag: bool = True
+    """Run the cdk-nag AwsSolutions rules at synth (policy validation: any error fails synth)."""
+
+    @classmethod
+    def from_context(cls, node: constructs.Node, **overrides: Any) -> InfraSettings:
+        """Settings from the construct tree's context (``cdk.json`` and ``-c key=value``)."""
+        values = {}
+        for f in fields(cls):
+            raw = node.try_get_context(context_key(f.name))
+            if raw is not None:
+                values[context_key(f.name)] = raw
+        return cls.from_mapping(values, **overrides)
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any], **overrides: Any) -> InfraSettings:
+        """Settings from a context mapping (camelCase keys; unknown keys are CDK's own and ignored)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = context_key(f.name)
+            if key in context and context[key] is not None:
+                values[f.name] = _coerce(key, context[key], f.default)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InfraConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        if "model_version" not in values:
+            values["model_version"] = local_model_version() or UNSET_MODEL_VERSION
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        def check(ok: bool, field_name: str, why: str) -> None:
+            if not ok:
+                raise InfraConfigError(f"context {context_key(field_name)!r}: {why}")
+
+        check(bool(_PREFIX_RE.match(self.prefix)), "prefix", "2-15 lower-case letters, digits or '-', letter first")
+        check(1 <= self.max_azs <= 3, "max_azs", "must be 1, 2 or 3")
+        check(0 <= self.nat_gateways <= self.max_azs, "nat_gateways", "must be between 0 and maxAzs")
+        check(1 <= self.endpoint_azs <= self.max_azs, "endpoint_azs", "must be between 1 and maxAzs")
+        check(
+            self.interface_endpoints or self.nat_gateways > 0,
+            "interface_endpoints",
+            "with natGateways 0 the tasks reach ECR, Logs and Secrets Manager only through interface endpoints",
+        )
+        check(bool(re.match(r"^\d+\.\d+$", self.opensearch_version)), "opensearch_version", "like '2.19'")
+        check(self.opensearch_instance_type.endswith(".search"), "opensearch_instance_type", "like 't3.small.search'")
+        check(
+            1 <= self.opensearch_data_nodes <= 10
+            and (self.opensearch_data_nodes == 1 or self.opensearch_data_nodes % 2 == 0),
+            "opensearch_data_nodes",
+            "1 (single AZ) or an even number up to 10 (spread over two AZs)",
+        )
+        check(
+            self.opensearch_data_nodes == 1 or self.max_azs >= 2,
+            "opensearch_data_nodes",
+            "more than one data node needs maxAzs >= 2 (zone awareness)",
+        )
+        check(10 <= self.opensearch_volume_gib <= 1024, "opensearch_volume_gib", "between 10 and 1024")
+        check(bool(re.match(r"^[a-z0-9][a-z0-9_.-]{0,100}$", self.opensearch_alias)), "opensearch_alias",
+              "lower-case letters, digits, '-', '_' or '.'")
+        check(self.redis_node_type.startswith("cache."), "redis_node_type", "like 'cache.t4g.micro'")
+        check(0 <= self.redis_replicas <= 5, "redis_replicas", "between 0 and 5")
+        check(self.redis_replicas == 0 or self.max_azs >= 2, "redis_replicas", "replicas need maxAzs >= 2")
+        check(1024 <= self.redis_port <= 65535, "redis_port", "between 1024 and 65535")
+        check(self.indexer_cpu in (256, 512, 1024, 2048, 4096), "indexer_cpu", "a Fargate CPU size")
+        check(512 <= self.indexer_memory_mib <= 30720, "indexer_memory_mib", "between 512 and 30720")
+        check(self.indexer_architecture in LAMBDA_ARCHITECTURES, "indexer_architecture", "arm64 or x86_64")
+        check(bool(_MODEL_VERSION_RE.match(self.model_version)), "model_version",
+              "letters, digits, '.', '_' or '-' (the folder name under bundles/)")
+        check(self.lambda_architecture in LAMBDA_ARCHITECTURES, "lambda_architecture", "arm64 or x86_64")
+        check(128 <= self.lambda_memory_mib <= 10240, "lambda_memory_mib", "between 128 and 10240")
+        check(1 <= self.lambda_timeout_seconds <= 29, "lambda_timeout_seconds",
+              "between 1 and 29 (API Gateway's integration timeout)")
+        check(self.provisioned_concurrency_min >= 1, "provisioned_concurrency_min", "at least 1")
+        check(self.provisioned_concurrency_min <= self.provisioned_concurrency_max, "provisioned_concurrency_max",
+              "must not be below provisionedConcurrencyMin")
+        check(0.1 <= self.provisioned_concurrency_target <= 0.9, "provisioned_concurrency_target",
+              "a utilization between 0.1 and 0.9")
+        check(self.api_auth in API_AUTH_MODES, "api_auth", f"one of {', '.join(API_AUTH_MODES)}")
+        check(1 <= self.api_rate_limit <= 10_000, "api_rate_limit", "between 1 and 10000")
+        check(self.api_rate_limit <= self.api_burst_limit <= 10_000, "api_burst_limit",
+              "between apiRateLimit and 10000")
+        check(self.api_quota_per_day >= 0, "api_quota_per_day", "0 (none) or more")
+        check(self.log_retention_days in _RETENTION_DAYS, "log_retention_days",
+              f"one of CloudWatch's retention periods: {', '.join(map(str, _RETENTION_DAYS))}")
+        check(self.alarm_email is None or bool(_EMAIL_RE.match(self.alarm_email)), "alarm_email",
+              "an e-mail address")
+        check(self.alarm_p99_latency_ms >= 10, "alarm_p99_latency_ms", "at least 10")
+        check(0 < self.alarm_5xx_rate < 1, "alarm_5xx_rate", "a fraction between 0 and 1")
+
+    # --- derived names (one place, so the stacks and the docs agree)
+    @property
+    def data_stack_name(self) -> str:
+        return f"{self.prefix}-data"
+
+    @property
+    def serving_stack_name(self) -> str:
+        return f"{self.prefix}-serving"
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.prefix}-recommender"
+
+    @property
+    def domain_name(self) -> str:
+        return f"{self.prefix}-vectors"
+
+    @property
+    def lambda_pip_arch(self) -> str:
+        """The manylinux architecture name the packaging command takes."""
+        return "aarch64" if self.lambda_architecture == "arm64" else "x86_64"
+
+    @property
+    def opensearch_replicas(self) -> int:
+        """Replicas per index the indexer asks for: 0 on a single node (else the cluster stays yellow)."""
+        return 0 if self.opensearch_data_nodes == 1 else 1
+
+    @property
+    def model_version_known(self) -> bool:
+        return self.model_version != UNSET_MODEL_VERSION
+
+
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                   3288, 3653)
+
+
+def context_key(field_name: str) -> str:
+    """``lambda_memory_mib`` -> ``lambdaMemoryMiB`` (the spelling used in ``cdk.json``)."""
+    special = {"lambda_memory_mib": "lambdaMemoryMiB", "indexer_memory_mib": "indexerMemoryMiB",
+               "opensearch_volume_gib": "opensearchVolumeGiB"}
+    if field_name in special:
+        return special[field_name]
+    head, *rest = field_name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def local_model_version(manifest: Path = LOCAL_BUNDLE_MANIFEST) -> str | None:
+    """``model_version`` of the locally trained bundle, or None when there is none (or it is unreadable)."""
+    try:
+        value = json.loads(manifest.read_text(encoding="utf-8")).get("model_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    """Context from ``-c key=value`` arrives as a string; from cdk.json as JSON. Accept both."""
+    parse: Callable[[Any], Any]
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        lowered = str(raw).strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise InfraConfigError(f"context {key!r}: {raw!r} is not true/false")
+    if isinstance(default, int):
+        parse = int
+    elif isinstance(default, float):
+        parse = float
+    else:
+        text = str(raw).strip()
+        return (text or None) if default is None else text
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        return parse(raw)
+    except (TypeError, ValueError):
+        raise InfraConfigError(f"context {key!r}: {raw!r} is not a {parse.__name__}") from None

@@ -1,0 +1,75 @@
+"""The serving tier: the recommendation Lambda (live alias, provisioned concurrency, scaling),
+the REST API and the monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Annotations, CfnOutput, Stack
+from constructs import Construct
+
+from infra.config import InfraSettings
+from infra.constructs.api import RecommendationsApi
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.recommender_function import RecommenderFunction
+from infra.stacks.data import DataStack
+
+
+class ServingStack(Stack):
+    """Reads the data stack's endpoints, role and security group; deployed after it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: InfraSettings,
+        data: DataStack,
+        lambda_asset_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Movie recommender: serving tier (Lambda with provisioned concurrency, REST API, alarms)",
+            **kwargs,
+        )
+        if not settings.model_version_known:
+            Annotations.of(self).add_warning_v2(
+                "recs:modelVersionUnset",
+                "No modelVersion in the context and no artifacts/bundle/manifest.json: the function will look for "
+                "s3://<bucket>/bundles/unset. Deploy with -c modelVersion=<the bundle's model_version>.",
+            )
+        self.recommender = RecommenderFunction(
+            self,
+            "Recommender",
+            settings=settings,
+            network=data.network,
+            identity=data.recommender_identity,
+            environment=data.client_environment(),
+            asset_dir=lambda_asset_dir,
+        )
+        self.api = RecommendationsApi(self, "Api", settings=settings, handler=self.recommender.alias)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            api=self.api.api,
+            alias=self.recommender.alias,
+            domain=data.vector_store.domain,
+            indexer=data.indexer,
+            topic=data.alerts.topic,
+        )
+
+        # Predictive scaling (issue 6) composes here: its construct receives `self.recommender`
+        # (function, alias and `scalable_target`) and writes scheduled actions on that target.
+
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        if self.api.api_key is not None:
+            CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id,
+                      description="aws apigateway get-api-key --include-value --api-key <id>")
+        CfnOutput(self, "FunctionName", value=self.recommender.function.function_name)
+        CfnOutput(self, "ScalableTargetResourceId", value=self.recommender.scalable_resource_id)
+        CfnOutput(self, "ModelVersion", value=settings.model_version)
+        CfnOutput(self, "DashboardName", value=f"{settings.prefix}-recommender")

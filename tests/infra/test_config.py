@@ -1,0 +1,81 @@
+"""The app's settings: defaults, context parsing, validation naming the key, the model version."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from infra.config import InfraConfigError, InfraSettings, context_key, local_model_version
+from tests.infra.conftest import CDK_JSON
+
+
+def test_cdk_json_documents_every_setting_with_its_default() -> None:
+    context = json.loads(CDK_JSON.read_text())["context"]
+    ours = {k: v for k, v in context.items() if not k.startswith("@")}
+    optional = {"modelVersion", "lambdaAssetDir", "alarmEmail"}  # no default value to write down
+    assert set(ours) | optional == {context_key(f.name) for f in fields(InfraSettings)}
+    defaults = InfraSettings()
+    for f in fields(InfraSettings):
+        key = context_key(f.name)
+        if key in ours:
+            assert ours[key] == getattr(defaults, f.name), key
+
+
+def test_cdk_json_runs_the_app_with_the_project_venv() -> None:
+    assert json.loads(CDK_JSON.read_text())["app"] == ".venv/bin/python -m infra.app"
+
+
+def test_command_line_strings_are_parsed_like_json_values() -> None:
+    settings = InfraSettings.from_mapping(
+        {"lambdaMemoryMiB": "2048", "tracing": "true", "provisionedConcurrencyTarget": "0.5", "modelVersion": "m"}
+    )
+    assert settings.lambda_memory_mib == 2048
+    assert settings.tracing is True
+    assert settings.provisioned_concurrency_target == 0.5
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"lambdaMemoryMiB": "lots"}, "'lambdaMemoryMiB': 'lots' is not a int"),
+        ({"lambdaMemoryMiB": 64}, "'lambdaMemoryMiB': between 128 and 10240"),
+        ({"apiAuth": "basic"}, "'apiAuth': one of apiKey, iam"),
+        ({"opensearchDataNodes": 3}, "'opensearchDataNodes'"),
+        ({"natGateways": 0, "interfaceEndpoints": False}, "'interfaceEndpoints'"),
+        ({"provisionedConcurrencyMin": 5, "provisionedConcurrencyMax": 2}, "'provisionedConcurrencyMax'"),
+        ({"logRetentionDays": 31}, "'logRetentionDays'"),
+        ({"modelVersion": "a/b"}, "'modelVersion'"),
+        ({"tracing": "maybe"}, "'tracing': 'maybe' is not true/false"),
+        ({"prefix": "Recs"}, "'prefix'"),
+        ({"lambdaTimeoutSeconds": 60}, "API Gateway's integration timeout"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_context_key(context: dict[str, object], message: str) -> None:
+    with pytest.raises(InfraConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        InfraSettings.from_mapping({"modelVersion": "m", **context})
+
+
+def test_an_explicit_override_beats_the_context() -> None:
+    settings = InfraSettings.from_mapping({"apiAuth": "apiKey", "modelVersion": "m"}, api_auth="iam")
+    assert settings.api_auth == "iam"
+
+
+def test_the_model_version_comes_from_the_local_bundle_when_not_given(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    assert local_model_version(manifest) is None
+    manifest.write_text(json.dumps({"model_version": "2025-01-02-abc"}))
+    assert local_model_version(manifest) == "2025-01-02-abc"
+    manifest.write_text("{not json")
+    assert local_model_version(manifest) is None
+
+
+def test_derived_names_follow_the_prefix() -> None:
+    settings = InfraSettings(prefix="movies", opensearch_data_nodes=2)
+    assert (settings.data_stack_name, settings.serving_stack_name) == ("movies-data", "movies-serving")
+    assert (settings.function_name, settings.domain_name) == ("movies-recommender", "movies-vectors")
+    assert settings.opensearch_replicas == 1
+    assert InfraSettings().opensearch_replicas == 0
+    assert InfraSettings(lambda_architecture="arm64").lambda_pip_arch == "aarch64"

@@ -1,0 +1,185 @@
+"""The serving tier: the Lambda and its asset, the live alias and its scaling, the API, the alarms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import TEST_MODEL_VERSION, Synthesis, cross_stack, only, resources
+
+FORBIDDEN_IN_ASSET = ("tensorflow", "keras", "pandas", "scipy", "torch", "training")
+
+
+def test_the_function_runs_the_recommender_on_python_312(default_app: Synthesis) -> None:
+    default_app.template("serving").has_resource_properties("AWS::Lambda::Function", {
+        "Runtime": "python3.12",
+        "Handler": "recommender.handler.lambda_handler",
+        "Architectures": ["x86_64"],
+        "MemorySize": 1024,
+        "Timeout": 10,
+        "FunctionName": "recs-recommender",
+        "VpcConfig": Match.object_like({"SubnetIds": Match.any_value()}),
+    })
+
+
+def test_the_function_environment_points_at_the_data_tier(data: dict[str, Any], serving: dict[str, Any]) -> None:
+    _, function = only(serving, "AWS::Lambda::Function")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert set(env) == {"RECS_BUNDLE", "RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL",
+                        "RECS_REDIS_AUTH_SECRET_ARN"}
+    assert env["RECS_OPENSEARCH_ALIAS"] == "movies"
+
+    scheme, bucket, path = env["RECS_BUNDLE"]["Fn::Join"][1]
+    assert (scheme, path) == ("s3://", f"/bundles/{TEST_MODEL_VERSION}")
+    bucket_ref = cross_stack(data, bucket)["Ref"]
+    assert data["Resources"][bucket_ref]["Type"] == "AWS::S3::Bucket"
+
+    scheme, endpoint = env["RECS_OPENSEARCH_URL"]["Fn::Join"][1]
+    domain_id, attribute = cross_stack(data, endpoint)["Fn::GetAtt"]
+    assert (scheme, data["Resources"][domain_id]["Type"], attribute) == (
+        "https://", "AWS::OpenSearchService::Domain", "DomainEndpoint")
+
+    scheme, address, colon, port = env["RECS_REDIS_URL"]["Fn::Join"][1]
+    assert (scheme, colon) == ("rediss://", ":")
+    assert cross_stack(data, address)["Fn::GetAtt"][1] == "PrimaryEndPoint.Address"
+    assert cross_stack(data, port)["Fn::GetAtt"][1] == "PrimaryEndPoint.Port"
+
+    secret_id = cross_stack(data, env["RECS_REDIS_AUTH_SECRET_ARN"])["Ref"]
+    assert data["Resources"][secret_id]["Type"] == "AWS::SecretsManager::Secret"
+
+
+def test_the_lambda_asset_is_the_recommender_without_tensorflow(
+    default_app: Synthesis, serving: dict[str, Any]
+) -> None:
+    _, function = only(serving, "AWS::Lambda::Function")
+    asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    asset = default_app.outdir / f"asset.{asset_hash}"
+    assert (asset / "recommender" / "handler.py").is_file()
+    top_level = {p.name.lower().split("-")[0].split(".")[0] for p in asset.iterdir()}
+    assert not top_level & set(FORBIDDEN_IN_ASSET), sorted(top_level & set(FORBIDDEN_IN_ASSET))
+    assert not any(p.name == "tensorflow" for p in asset.rglob("tensorflow"))
+    assert "numpy" in top_level
+
+
+def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(default_app: Synthesis) -> None:
+    serving = default_app.template_json("serving")
+    function_id, _ = only(serving, "AWS::Lambda::Function")
+    alias_id, alias = only(serving, "AWS::Lambda::Alias")
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionName"] == {"Ref": function_id}
+    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 1}
+
+    target_id, target = only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+    props = target["Properties"]
+    assert props["ServiceNamespace"] == "lambda"
+    assert props["ScalableDimension"] == "lambda:function:ProvisionedConcurrency"
+    assert props["ResourceId"] == {"Fn::Join": ["", ["function:", {"Ref": function_id}, ":live"]]}
+    assert (props["MinCapacity"], props["MaxCapacity"]) == (1, 10)
+    assert alias_id in target.get("DependsOn", [])
+
+    default_app.template("serving").has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+        "PolicyType": "TargetTrackingScaling",
+        "ScalingTargetId": {"Ref": target_id},
+        "TargetTrackingScalingPolicyConfiguration": Match.object_like({
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"},
+            "TargetValue": 0.7,
+        }),
+    })
+
+
+def test_the_api_invokes_the_alias_and_requires_a_key_with_a_usage_plan(serving: dict[str, Any]) -> None:
+    alias_id, _ = only(serving, "AWS::Lambda::Alias")
+    methods = resources(serving, "AWS::ApiGateway::Method")
+    assert len(methods) == 5
+    for method in methods.values():
+        props = method["Properties"]
+        assert props["ApiKeyRequired"] is True
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+        assert {"Ref": alias_id} in props["Integration"]["Uri"]["Fn::Join"][1]
+    permissions = resources(serving, "AWS::Lambda::Permission")
+    assert permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions.values())
+
+    _, plan = only(serving, "AWS::ApiGateway::UsagePlan")
+    assert plan["Properties"]["Throttle"] == {"RateLimit": 100, "BurstLimit": 200}
+    _, key_link = only(serving, "AWS::ApiGateway::UsagePlanKey")
+    key_id, _ = only(serving, "AWS::ApiGateway::ApiKey")
+    assert key_link["Properties"]["KeyId"] == {"Ref": key_id}
+
+
+def test_the_api_validates_bodies_throttles_and_logs_access(default_app: Synthesis, serving: dict[str, Any]) -> None:
+    validator_id, validator = only(serving, "AWS::ApiGateway::RequestValidator")
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    post = [m["Properties"] for m in resources(serving, "AWS::ApiGateway::Method").values()
+            if m["Properties"]["HttpMethod"] == "POST"]
+    assert len(post) == 1
+    assert post[0]["RequestValidatorId"] == {"Ref": validator_id}
+    model_id, model = only(serving, "AWS::ApiGateway::Model")
+    assert post[0]["RequestModels"] == {"application/json": {"Ref": model_id}}
+    schema = model["Properties"]["Schema"]
+    assert schema["properties"]["k"] == {"type": "integer", "minimum": 1, "maximum": 100}
+    assert schema["properties"]["history"]["maxItems"] == 500
+
+    default_app.template("serving").has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": "v1",
+        "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value(),
+                                               "Format": Match.string_like_regexp("validationError")}),
+        "MethodSettings": Match.array_with([Match.object_like({
+            "HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 200,
+        })]),
+    })
+    default_app.template("serving").has_resource_properties("AWS::ApiGateway::GatewayResponse", {
+        "ResponseType": "BAD_REQUEST_BODY", "StatusCode": "422",
+    })
+    assert not resources(serving, "AWS::ApiGateway::Account"), "no account-wide role by default"
+
+
+def test_iam_auth_replaces_the_api_key_when_chosen(variant_app: Synthesis) -> None:
+    serving = variant_app.template_json("serving")
+    methods = resources(serving, "AWS::ApiGateway::Method").values()
+    assert {m["Properties"]["AuthorizationType"] for m in methods} == {"AWS_IAM"}
+    assert not any(m["Properties"].get("ApiKeyRequired") for m in methods)
+    assert not resources(serving, "AWS::ApiGateway::ApiKey")
+    assert not resources(serving, "AWS::ApiGateway::UsagePlan")
+    assert "ApiKeyId" not in serving["Outputs"]
+    _, function = only(serving, "AWS::Lambda::Function")
+    assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    assert function["Properties"]["FunctionName"] == "recsalt-recommender"
+
+
+def test_alarms_cover_errors_latency_throttles_and_the_indexer(default_app: Synthesis) -> None:
+    serving = default_app.template_json("serving")
+    data = default_app.template_json("data")
+    alarms = resources(serving, "AWS::CloudWatch::Alarm")
+    described = " | ".join(a["Properties"]["AlarmDescription"] for a in alarms.values())
+    for topic in ("5xx", "p99 latency", "throttled", "red", "indexer task stopped", "could not start the indexer"):
+        assert topic in described
+    topic_id, _ = only(data, "AWS::SNS::Topic")
+    for alarm in alarms.values():
+        (action,) = alarm["Properties"]["AlarmActions"]
+        assert cross_stack(data, action) == {"Ref": topic_id}
+    only(serving, "AWS::CloudWatch::Dashboard")
+
+
+def test_outputs_tell_the_operator_where_things_are(default_app: Synthesis) -> None:
+    assert {"ApiUrl", "ApiKeyId", "FunctionName", "ScalableTargetResourceId", "ModelVersion"} <= set(
+        default_app.template_json("serving")["Outputs"]
+    )
+    assert {"BundleBucketName", "OpenSearchEndpoint", "RedisEndpoint", "AlarmTopicArn"} <= set(
+        default_app.template_json("data")["Outputs"]
+    )
+
+
+def test_the_docker_context_of_the_indexer_image_leaves_heavy_folders_out(default_app: Synthesis) -> None:
+    contexts = [p for p in default_app.outdir.glob("asset.*") if (p / "indexer" / "Dockerfile").is_file()]
+    assert len(contexts) == 1
+    names = {p.name for p in contexts[0].iterdir()}
+    assert not names & {".venv", "node_modules", "cdk.out", "build", "artifacts", "data", ".git", "report"}
+    assert {"indexer", "recommender", "pyproject.toml"} <= names
+
+
+def test_synth_needs_no_account(default_app: Synthesis) -> None:
+    manifest = (default_app.outdir / "manifest.json").read_text()
+    assert "unknown-account/unknown-region" in manifest
+    assert not list(Path(default_app.outdir).glob("*.context.json"))
