@@ -26,6 +26,7 @@ Every error body is ``{"error": code, "message": ..., "errors": [{"field", "loca
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -195,8 +196,9 @@ def post_recommendations(body: RecommendationRequest) -> RecommendationResponse:
 
 
 def _reject_unknown_query(allowed: set[str]) -> None:
-    params = app.current_event.query_string_parameters or {}
-    unknown = sorted(set(params) - allowed)
+    event = app.current_event
+    names = set(event.query_string_parameters or {}) | set(event.multi_value_query_string_parameters or {})
+    unknown = sorted(names - allowed)
     if unknown:
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", name), "msg": "Unknown query parameter"} for name in unknown]
@@ -399,6 +401,14 @@ def _precheck(event: Mapping[str, Any], max_body_bytes: int) -> dict[str, Any] |
             event, 415, "unsupported_media_type", f"The body must be {JSON}, not {content_type}.",
             [{"field": "Content-Type", "location": "header", "reason": f"{content_type} is not supported"}],
         )
+    if event.get("isBase64Encoded") and event.get("body"):
+        try:
+            base64.b64decode(event["body"], validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return _standalone(
+                event, 400, "invalid_json", "The body is not UTF-8 encoded JSON.",
+                [{"field": "(body)", "location": "body", "reason": "not valid base64 of UTF-8 text"}],
+            )
     return None
 
 

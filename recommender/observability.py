@@ -22,7 +22,17 @@ from aws_lambda_powertools import Logger
 
 SERVICE = "recommender"
 
-logger = Logger(service=SERVICE, stream=sys.stderr)
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (redirections and test capture included)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+logger = Logger(service=SERVICE, stream=_CurrentStderr())  # type: ignore[arg-type]
 
 
 class EmfTelemetry:

@@ -260,8 +260,12 @@ def zipped_size(target: Path) -> int:
 
 def forbidden_packages(target: Path) -> list[str]:
     """Top-level names in the asset that must never be there (TensorFlow, pandas, scipy ...)."""
-    names = {_normalise(p.name.split("-")[0]) for p in target.iterdir()}
-    names |= {_normalise(p.name) for p in target.iterdir() if p.is_dir()}
+    names = set()
+    for path in target.iterdir():
+        if path.name.endswith((".dist-info", ".data")):
+            names.add(_normalise(path.name.split("-")[0]))
+        else:
+            names.add(_normalise(path.name.split(".")[0]))
     return sorted(n for n in names if any(n == f or n.startswith(f + "-") for f in FORBIDDEN))
 
 
