@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -53,12 +54,26 @@ def run(args: list[str]) -> None:
     sh(BIN / "recs", "up", *args)
 
 
+def cdk_synth() -> None:
+    npm = shutil.which("npm") or "npm"
+    stamp = ROOT / "node_modules" / ".recs-installed"
+    want = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text().strip() != want:
+        sh(npm, "ci", "--no-audit", "--no-fund")
+        stamp.write_text(want)
+    cdk = ROOT / "node_modules" / ".bin" / "cdk"
+    env = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"}
+    sh(cdk, "synth", "--quiet", "--no-notices", "--app", f"{PY} -m infra.app", env=env)
+
+
 def test(args: list[str]) -> None:
     ensure_venv()
     say("ruff")
     sh(PY, "-m", "ruff", "check", ".")
     say("mypy")
     sh(PY, "-m", "mypy")
+    say("cdk synth (the CLI pinned in package-lock.json; any cdk-nag error fails it)")
+    cdk_synth()
     say("pytest")
     sh(PY, "-m", "pytest", *args)
 
