@@ -90,6 +90,10 @@ class InfraSettings:
     provisioned_concurrency_max: int = 10
     provisioned_concurrency_target: float = 0.7
     """Target tracking on ``LambdaProvisionedConcurrencyUtilization``."""
+    predictive_scaling: bool = True
+    """Deploy the hourly forecaster (``scaling/``) that schedules the alias' minimum capacity ahead of traffic."""
+    predictive_scaling_dry_run: bool = False
+    """The forecaster plans and logs but writes no scheduled action (a trial period)."""
 
     # --- API Gateway
     api_auth: str = "apiKey"

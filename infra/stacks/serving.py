@@ -9,9 +9,11 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, Stack
 from constructs import Construct
 
-from infra.config import InfraSettings
+from infra.config import REPO_ROOT, InfraSettings
 from infra.constructs.api import RecommendationsApi
+from infra.constructs.common import retention
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.predictive_scaling import PredictiveScaling
 from infra.constructs.recommender_function import RecommenderFunction
 from infra.stacks.data import DataStack
 
@@ -62,8 +64,23 @@ class ServingStack(Stack):
             topic=data.alerts.topic,
         )
 
-        # Predictive scaling (issue 6) composes here: its construct receives `self.recommender`
-        # (function, alias and `scalable_target`) and writes scheduled actions on that target.
+        # Predictive scaling: an hourly forecaster writes one scheduled MinCapacity action per hour on
+        # the alias' scalable target; target tracking (above) handles what the forecast misses.
+        self.predictive_scaling: PredictiveScaling | None = None
+        if settings.predictive_scaling:
+            self.predictive_scaling = PredictiveScaling(
+                self,
+                "PredictiveScaling",
+                function_name=self.recommender.function.function_name,
+                alias_name=self.recommender.alias.alias_name,
+                scalable_target_resource_id=self.recommender.scalable_resource_id,
+                scalable_target=self.recommender.scalable_target,
+                min_capacity=settings.provisioned_concurrency_min,
+                max_capacity=settings.provisioned_concurrency_max,
+                log_retention=retention(settings.log_retention_days),
+                dry_run=settings.predictive_scaling_dry_run,
+                asset_dir=REPO_ROOT / "build" / "forecaster",
+            )
 
         CfnOutput(self, "ApiUrl", value=self.api.url)
         if self.api.api_key is not None:

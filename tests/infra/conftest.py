@@ -35,6 +35,7 @@ VARIANT = {
     "apiQuotaPerDay": 50000,
     "alarmEmail": "ops@example.com",
     "prefix": "recsalt",
+    "predictiveScaling": False,
 }
 """Every switch flipped away from its default: the second app the tests synthesize."""
 
@@ -132,3 +133,11 @@ def cross_stack(data_template: dict[str, Any], value: Any) -> Any:
     if isinstance(value, dict) and "Fn::GetStackOutput" in value:
         return data_template["Outputs"][value["Fn::GetStackOutput"]["OutputName"]]["Value"]
     return value
+
+
+def recommender_function(serving_template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The serving function (the stack also holds the predictive-scaling forecaster)."""
+    found = [(k, v) for k, v in resources(serving_template, "AWS::Lambda::Function").items()
+             if v["Properties"]["Handler"] == "recommender.handler.lambda_handler"]
+    assert len(found) == 1, found
+    return found[0]

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synthesis, cross_stack, find_by_description, only, resources
+from tests.infra.conftest import Synthesis, cross_stack, find_by_description, only, recommender_function, resources
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
 
@@ -69,7 +69,7 @@ def test_the_opensearch_access_policy_names_only_the_two_client_roles(data: dict
 def test_the_lambda_runs_with_the_recommender_role_and_group_in_private_subnets(
     data: dict[str, Any], serving: dict[str, Any]
 ) -> None:
-    _, function = only(serving, "AWS::Lambda::Function")
+    _, function = recommender_function(serving)
     props = function["Properties"]
     role = cross_stack(data, props["Role"])
     assert data["Resources"][role["Fn::GetAtt"][0]]["Properties"]["Description"] == "recommender function"

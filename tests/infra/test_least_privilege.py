@@ -16,6 +16,9 @@ STAR_RESOURCE_ACTIONS = {
     "xray:PutTraceSegments", "xray:PutTelemetryRecords",
     # The task execution role's registry login (CDK's policy): ecr:GetAuthorizationToken supports only '*'.
     "ecr:GetAuthorizationToken",
+    # The predictive-scaling forecaster's reads (no resource-level permissions); its writes are tag-scoped.
+    "cloudwatch:GetMetricData",
+    "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScheduledActions",
 }
 
 ALLOWED_MANAGED_POLICIES = {

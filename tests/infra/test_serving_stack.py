@@ -7,13 +7,13 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import TEST_MODEL_VERSION, Synthesis, cross_stack, only, resources
+from tests.infra.conftest import TEST_MODEL_VERSION, Synthesis, cross_stack, only, recommender_function, resources
 
 FORBIDDEN_IN_ASSET = ("tensorflow", "keras", "pandas", "scipy", "torch", "training")
 
 
 def test_the_function_runs_the_recommender_on_python_312(default_app: Synthesis) -> None:
-    default_app.template("serving").has_resource_properties("AWS::Lambda::Function", {
+    default_app.template("serving").resource_properties_count_is("AWS::Lambda::Function", {
         "Runtime": "python3.12",
         "Handler": "recommender.handler.lambda_handler",
         "Architectures": ["x86_64"],
@@ -21,11 +21,11 @@ def test_the_function_runs_the_recommender_on_python_312(default_app: Synthesis)
         "Timeout": 10,
         "FunctionName": "recs-recommender",
         "VpcConfig": Match.object_like({"SubnetIds": Match.any_value()}),
-    })
+    }, 1)
 
 
 def test_the_function_environment_points_at_the_data_tier(data: dict[str, Any], serving: dict[str, Any]) -> None:
-    _, function = only(serving, "AWS::Lambda::Function")
+    _, function = recommender_function(serving)
     env = function["Properties"]["Environment"]["Variables"]
     assert set(env) == {"RECS_BUNDLE", "RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL",
                         "RECS_REDIS_AUTH_SECRET_ARN"}
@@ -53,7 +53,7 @@ def test_the_function_environment_points_at_the_data_tier(data: dict[str, Any], 
 def test_the_lambda_asset_is_the_recommender_without_tensorflow(
     default_app: Synthesis, serving: dict[str, Any]
 ) -> None:
-    _, function = only(serving, "AWS::Lambda::Function")
+    _, function = recommender_function(serving)
     asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
     asset = default_app.outdir / f"asset.{asset_hash}"
     assert (asset / "recommender" / "handler.py").is_file()
@@ -65,7 +65,7 @@ def test_the_lambda_asset_is_the_recommender_without_tensorflow(
 
 def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(default_app: Synthesis) -> None:
     serving = default_app.template_json("serving")
-    function_id, _ = only(serving, "AWS::Lambda::Function")
+    function_id, _ = recommender_function(serving)
     alias_id, alias = only(serving, "AWS::Lambda::Alias")
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionName"] == {"Ref": function_id}
@@ -89,6 +89,30 @@ def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(defaul
     })
 
 
+def test_the_forecaster_schedules_the_alias_capacity_hourly(serving: dict[str, Any]) -> None:
+    function_id, _ = recommender_function(serving)
+    forecasters = [f["Properties"] for f in resources(serving, "AWS::Lambda::Function").values()
+                   if f["Properties"]["Handler"] == "scaling.lambda_handler.handler"]
+    assert len(forecasters) == 1
+    env = forecasters[0]["Environment"]["Variables"]
+    resource_id = {"Fn::Join": ["", ["function:", {"Ref": function_id}, ":live"]]}
+    assert env["RECS_SCALING_RESOURCE_ID"] == resource_id
+    assert (env["RECS_SCALING_MIN_CAPACITY"], env["RECS_SCALING_MAX_CAPACITY"]) == ("1", "10")
+    assert env["RECS_SCALING_DRY_RUN"] == "false"
+    schedules = [r["Properties"] for r in resources(serving, "AWS::Events::Rule").values()
+                 if "ScheduleExpression" in r["Properties"]]
+    assert [s["ScheduleExpression"] for s in schedules] == ["cron(5 * * * ? *)"]
+    _, target = only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert {"Key": "recs:predictive-scaling", "Value": resource_id} in target["Properties"]["Tags"]
+
+
+def test_predictive_scaling_can_be_left_out(variant_app: Synthesis) -> None:
+    serving = variant_app.template_json("serving")
+    handlers = {f["Properties"]["Handler"] for f in resources(serving, "AWS::Lambda::Function").values()}
+    assert handlers == {"recommender.handler.lambda_handler"}
+    only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+
+
 def test_the_api_invokes_the_alias_and_requires_a_key_with_a_usage_plan(serving: dict[str, Any]) -> None:
     alias_id, _ = only(serving, "AWS::Lambda::Alias")
     methods = resources(serving, "AWS::ApiGateway::Method")
@@ -98,8 +122,9 @@ def test_the_api_invokes_the_alias_and_requires_a_key_with_a_usage_plan(serving:
         assert props["ApiKeyRequired"] is True
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert {"Ref": alias_id} in props["Integration"]["Uri"]["Fn::Join"][1]
-    permissions = resources(serving, "AWS::Lambda::Permission")
-    assert permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions.values())
+    permissions = [p["Properties"] for p in resources(serving, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]
+    assert len(permissions) == 5 and all(p["FunctionName"] == {"Ref": alias_id} for p in permissions)
 
     _, plan = only(serving, "AWS::ApiGateway::UsagePlan")
     assert plan["Properties"]["Throttle"] == {"RateLimit": 100, "BurstLimit": 200}
@@ -143,7 +168,7 @@ def test_iam_auth_replaces_the_api_key_when_chosen(variant_app: Synthesis) -> No
     assert not resources(serving, "AWS::ApiGateway::ApiKey")
     assert not resources(serving, "AWS::ApiGateway::UsagePlan")
     assert "ApiKeyId" not in serving["Outputs"]
-    _, function = only(serving, "AWS::Lambda::Function")
+    _, function = recommender_function(serving)
     assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
     assert function["Properties"]["FunctionName"] == "recsalt-recommender"
 
