@@ -80,6 +80,8 @@ class DataStack(Stack):
             network=self.network,
             bucket=self.bundles,
             identity=self.indexer_identity,
+            # No RECS_BUNDLE: the task takes the bundle from the uploaded manifest's key, and for a delta
+            # from bundles/<model version of the live index>.
             environment={
                 **self.client_environment(),
                 "RECS_S3_BUCKET": self.bundles.bucket_name,
@@ -100,12 +102,15 @@ class DataStack(Stack):
     def client_environment(self) -> dict[str, str]:
         """The ``RECS_*`` variables both clients share (docs/architecture.md, Configuration)."""
         return {
-            "RECS_BUNDLE": self.bundles.bundle_uri(self.settings.model_version),
             "RECS_OPENSEARCH_URL": self.vector_store.url,
             "RECS_OPENSEARCH_ALIAS": self.settings.opensearch_alias,
             "RECS_REDIS_URL": self.cache.url,
             "RECS_REDIS_AUTH_SECRET_ARN": self.cache.auth_secret.secret_arn,
         }
+
+    def recommender_environment(self) -> dict[str, str]:
+        """The function's variables: the shared ones and the bundle it serves (``modelVersion``)."""
+        return {"RECS_BUNDLE": self.bundles.bundle_uri(self.settings.model_version), **self.client_environment()}
 
     def _grant_bucket_read(self, client: ClientIdentity, prefixes: list[str]) -> None:
         """GetObject under the prefixes and ListBucket limited to them (no ``s3:Get*``-style wildcards)."""

@@ -49,7 +49,7 @@ class ServingStack(Stack):
             settings=settings,
             network=data.network,
             identity=data.recommender_identity,
-            environment=data.client_environment(),
+            environment=data.recommender_environment(),
             asset_dir=lambda_asset_dir,
         )
         self.api = RecommendationsApi(self, "Api", settings=settings, handler=self.recommender.alias)

@@ -190,8 +190,8 @@ def test_the_indexer_task_gets_the_data_tier_endpoints(data: dict[str, Any]) -> 
     _, task = only(data, "AWS::ECS::TaskDefinition")
     (container,) = task["Properties"]["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
-    assert set(env) >= {"RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL", "RECS_REDIS_AUTH_SECRET_ARN",
-                        "RECS_S3_BUCKET", "RECS_BUNDLE", "RECS_INDEX_REPLICAS"}
+    assert set(env) == {"RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL", "RECS_REDIS_AUTH_SECRET_ARN",
+                        "RECS_S3_BUCKET", "RECS_INDEX_REPLICAS"}
     assert env["RECS_INDEX_REPLICAS"] == "0"  # one data node: a replica could never be assigned
     assert env["RECS_OPENSEARCH_URL"]["Fn::Join"][1][0] == "https://"
     assert env["RECS_REDIS_URL"]["Fn::Join"][1][0] == "rediss://"
