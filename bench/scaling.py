@@ -307,7 +307,9 @@ def target_tracking(
     delay = max(1, math.ceil(config.provision_delay_s / 60))
     ready = desired = max(floor, initial or 0)
     pending: list[tuple[int, int]] = []  # (minute it is ready, capacity)
-    utils: list[float] = []
+    utils: list[float] = []  # one datapoint per minute
+    caps: list[int] = []  # the ready capacity each datapoint was measured against
+    last_scale_in = 0
     ready_out = np.zeros(minutes, dtype=np.int64)
     billed_out = np.zeros(minutes, dtype=np.int64)
     for m in range(minutes):
@@ -320,25 +322,27 @@ def target_tracking(
             desired = minimum
             pending.append((m + delay, desired))
         visible = len(utils) - config.metric_lag_min
-        if visible >= config.high_points and ready > 0:
+        # New capacity = capacity x utilization / target, with the capacity the datapoint was measured
+        # against (kinder to target tracking than applying a stale datapoint to today's capacity).
+        if visible >= config.high_points and caps[visible - 1] > 0:
             recent = utils[visible - config.high_points : visible]
             if all(u > config.target for u in recent):
-                want = min(maximum, math.ceil(ready * recent[-1] / config.target - 1e-9))
+                want = min(maximum, math.ceil(caps[visible - 1] * recent[-1] / config.target - 1e-9))
                 if want > desired:
                     desired = want
                     pending.append((m + delay, desired))
-        if visible >= config.low_points and ready > 0 and not pending:
+        # Scale in only on datapoints measured after the previous scale-in (no double scale-in on stale data).
+        if visible - config.low_points >= last_scale_in and ready > 0 and not pending:
             recent = utils[visible - config.low_points : visible]
             if all(u < config.target * config.low_ratio for u in recent):
-                want = max(minimum, math.ceil(ready * recent[-1] / config.target - 1e-9))
+                want = max(minimum, math.ceil(caps[visible - 1] * recent[-1] / config.target - 1e-9))
                 if want < desired:
                     desired = ready = want
+                    last_scale_in = m
         ready_out[m] = ready
         billed_out[m] = max(ready, desired)
-        if ready > 0:
-            utils.append(float(np.minimum(per_minute[m], ready).mean() / ready))
-        else:
-            utils.append(0.0)
+        caps.append(ready)
+        utils.append(float(np.minimum(per_minute[m], ready).mean() / ready) if ready > 0 else 0.0)
     return ready_out, billed_out
 
 
@@ -657,8 +661,10 @@ def write_chart(
     twin.bar_label(cost_bars, fmt="%.1f", fontsize=8)
     twin.set_ylabel("GB-s (millions)")
     bottom.set_xticks(x, names, fontsize=8)
-    bottom.legend(loc="upper left", fontsize=8)
-    twin.legend(loc="upper right", fontsize=8)
+    bottom.set_ylim(0, max(max(cold), 1) * 1.4)
+    twin.set_ylim(0, max(max(cost), 0.1) * 1.4)
+    bottom.legend(loc="upper center", bbox_to_anchor=(0.3, 1.0), fontsize=8)
+    twin.legend(loc="upper center", bbox_to_anchor=(0.7, 1.0), fontsize=8)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

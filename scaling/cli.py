@@ -98,8 +98,12 @@ def _plan(args: argparse.Namespace) -> int:
     if chart is not None:
         from scaling.chart import write_plan_chart
 
-        write_plan_chart(result.plan, chart)
-        print(f"chart: {chart}", file=sys.stderr)
+        try:
+            write_plan_chart(result.plan, chart)
+        except ImportError:
+            print("chart skipped: matplotlib is not installed (pip install -e '.[dev]')", file=sys.stderr)
+        else:
+            print(f"chart: {chart}", file=sys.stderr)
     if result.applied is not None:
         applied = result.applied
         print(
