@@ -126,9 +126,10 @@ class EmbeddedStore:
         """``meta.json`` of an index directory, or None if the index is incomplete or missing."""
         path = self.root / INDICES_DIR / name / "meta.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            meta = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return meta if isinstance(meta, dict) else None
 
     # -- writing (used by the indexer) ----------------------------------------
     def delete_index(self, name: str) -> None:

@@ -28,7 +28,7 @@ class ScriptedClient:
         self.script = list(script)
         self.requests: list[list[str]] = []
 
-    def bulk(self, body: str):
+    def bulk(self, body: str, **params):
         objects = [json.loads(line) for line in body.splitlines()]
         ids = [obj[op]["_id"] for obj in objects for op in obj if op in ("index", "delete")]
         self.requests.append(ids)
@@ -147,7 +147,7 @@ def test_a_request_that_keeps_failing_or_is_refused_raises():
 
 def test_deletes_of_missing_documents_are_not_failures():
     class Deletes(ScriptedClient):
-        def bulk(self, body: str):
+        def bulk(self, body: str, **params):
             ids = [json.loads(line)["delete"]["_id"] for line in body.splitlines()]
             return {"items": [{"delete": {"_id": i, "status": 404 if i == "2" else 200}} for i in ids]}
 
