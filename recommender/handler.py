@@ -183,7 +183,7 @@ def post_recommendations(body: RecommendationRequest) -> RecommendationResponse:
     )
     with container.tracing.span("## recommend"):
         result = container.service.recommend(query)
-    container.tracing.annotate("cached", result.cached)
+        container.tracing.annotate("cached", result.cached)  # annotations belong to a subsegment
     return RecommendationResponse(
         model_version=result.model_version,
         items=[RankedMovie(**item) for item in hits_to_json(result.items)],

@@ -88,5 +88,10 @@ class Tracing:
             yield
 
     def annotate(self, key: str, value: str | int | float | bool) -> None:
-        if self.tracer is not None:
+        """Annotate the current subsegment; tracing never fails a request."""
+        if self.tracer is None:
+            return
+        try:
             self.tracer.put_annotation(key, value)
+        except Exception as exc:
+            logger.debug("x-ray annotation skipped", extra={"reason": str(exc)})
