@@ -25,22 +25,17 @@ from infra.nag import acknowledge, ref
 CONTAINER_NAME = "indexer"
 DOCKERFILE = "indexer/Dockerfile"
 DOCKER_CONTEXT_EXCLUDES = [
-    ".git",
-    ".venv",
-    "node_modules",
-    "cdk.out",
-    "build",
-    "artifacts",
-    "data",
-    "report",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".hypothesis",
+    "*",
+    "!indexer",
+    "!recommender",
+    "!pyproject.toml",
     "**/__pycache__",
+    "**/*.pyc",
 ]
-"""Never part of the image's build context (the repository's .dockerignore is applied as well);
-listed here so that synth, which copies the context into cdk.out, stays fast."""
+"""The image's build context is the repository root minus everything but what the Dockerfile
+copies (.dockerignore rules, with '!' re-including). Synth copies the context into cdk.out and
+hashes it: leaving out tests, data, .venv, node_modules, build and the rest keeps synth fast and
+means an edit elsewhere in the repository does not rebuild and push a new image."""
 
 BUNDLE_MANIFEST_PATTERN = f"{BUNDLES_PREFIX}*/manifest.json"
 

@@ -19,6 +19,7 @@ def _summary(synthesis: Synthesis) -> str:
 
 
 def test_default_app_has_no_unacknowledged_nag_errors(default_app: Synthesis) -> None:
+    assert default_app.settings.nag, "cdk.json turns the rules on"
     assert default_app.error is None and not default_app.violations, _summary(default_app)
 
 

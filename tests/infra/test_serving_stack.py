@@ -196,12 +196,19 @@ def test_outputs_tell_the_operator_where_things_are(default_app: Synthesis) -> N
     )
 
 
-def test_the_docker_context_of_the_indexer_image_leaves_heavy_folders_out(default_app: Synthesis) -> None:
+def test_the_indexer_image_context_holds_what_the_dockerfile_copies_and_little_else(default_app: Synthesis) -> None:
     contexts = [p for p in default_app.outdir.glob("asset.*") if (p / "indexer" / "Dockerfile").is_file()]
     assert len(contexts) == 1
-    names = {p.name for p in contexts[0].iterdir()}
-    assert not names & {".venv", "node_modules", "cdk.out", "build", "artifacts", "data", ".git", "report"}
-    assert {"indexer", "recommender", "pyproject.toml"} <= names
+    context = contexts[0]
+    assert {p.name for p in context.iterdir()} <= {"indexer", "recommender", "pyproject.toml", ".dockerignore"}
+    assert not list(context.rglob("__pycache__"))
+    copies = [line.split()[1:] for line in (context / "indexer" / "Dockerfile").read_text().splitlines()
+              if line.startswith(("COPY ", "ADD "))]
+    assert copies
+    for words in copies:
+        sources = [w for w in words[:-1] if not w.startswith("--")]
+        for source in sources:
+            assert (context / source).exists(), f"the Dockerfile copies {source}, missing from the build context"
 
 
 def test_synth_needs_no_account(default_app: Synthesis) -> None:
