@@ -142,7 +142,15 @@ class NumpyIndex:
         if query.shape[0] != data.vectors.shape[1]:
             raise ValueError(f"query has {query.shape[0]} values, the index {data.vectors.shape[1]}")
         scores = data.vectors @ query
-        rows = _top_k(scores, k, data.mask(filters, exclude_ids))
+        if filters.is_empty():
+            # only seen movies to leave out (the common case): the top k + |seen| without a mask
+            # over the whole catalog, then drop the seen ones
+            excluded = data.rows_of(exclude_ids)
+            rows = _top_k(scores, k + excluded.size, None)
+            if excluded.size:
+                rows = rows[~np.isin(rows, excluded)][:k]
+        else:
+            rows = _top_k(scores, k, data.mask(filters, exclude_ids))
         return [Hit(data.catalog[int(r)], float(scores[r])) for r in rows]
 
     def popular(self, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()) -> list[Hit]:
