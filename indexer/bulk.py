@@ -23,7 +23,6 @@ from indexer.documents import BulkAction
 from indexer.errors import DocumentFailure, IndexerError
 from indexer.retry import Backoff, describe, is_retryable, retryable_status
 
-
 RESPONSE_FIELDS = "items.*.status,items.*.error"
 """Only what the writer reads from a bulk response (a third of the bytes to parse)."""
 

@@ -23,7 +23,7 @@ import numpy as np
 from indexer.catalog_stream import CatalogBatch
 from indexer.errors import BulkLoadError, DocumentFailure, IndexerError, RollbackError, VerificationError
 from indexer.mapping import index_name
-from indexer.target import DeltaResult, IndexInfo, Probe, SwapResult, exact_scores
+from indexer.target import DeltaResult, IndexInfo, LoadResult, Probe, SwapResult, exact_scores
 from recommender.embedded_store import INDICES_DIR, EmbeddedStore
 from recommender.features import Movie
 
@@ -103,7 +103,7 @@ class EmbeddedTarget:
             raise IndexerError(f"{self.root}: index {name} already exists")
         self._pending[name] = (model_version, dimension, space_type)
 
-    def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> int:
+    def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> LoadResult:
         _, dimension, _ = self._pending[name]
         movies: list[Movie] = []
         blocks: list[np.ndarray] = []
@@ -130,7 +130,7 @@ class EmbeddedTarget:
             movies = [movies[i] for i in keep]
             vectors = vectors[keep]
         self._loaded[name] = (movies, vectors)
-        return len(movies)
+        return LoadResult(len(movies))
 
     def finish(self, name: str) -> None:
         model_version, _, space_type = self._pending.pop(name)

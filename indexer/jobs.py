@@ -125,11 +125,12 @@ class Indexer:
                     lock.heartbeat()
 
                 try:
-                    documents = target.load(name, batches(), on_docs)
+                    loaded = target.load(name, batches(), on_docs)
                 finally:
                     progress.close()
                 target.finish(name)
-                self._step("loaded", index=name, documents=documents)
+                documents = loaded.documents
+                self._step("loaded", index=name, documents=documents, retried=loaded.retried)
                 target.verify(name, catalog.count, probes)
                 self._step("verified", index=name, probes=len(probes))
                 lock.heartbeat(force=True)
@@ -147,7 +148,8 @@ class Indexer:
             job="rebuild", target=target.describe(), alias=target.alias, alias_before=swap.before,
             alias_after=swap.after, model_version=bundle.model_version, index=name, documents=documents,
             seconds=time.monotonic() - started, generation=generation, deleted_indices=swap.deleted,
-            details={"bundle": location, "probes": len(probes), "previous_kept": self.settings.keep,
+            details={"bundle": location, "probes": len(probes), "bulk_retries": loaded.retried,
+                     "previous_kept": self.settings.keep,
                      "live_before": before.name if before else None},
         )
         self.reporter.summary(summary)
@@ -175,7 +177,7 @@ class Indexer:
         target = self.target
         self.reporter.log("update_started", delta=parsed.source, upserts=len(parsed.upserts),
                           deletes=len(parsed.deletes), target=target.describe())
-        with self.lock("update"):
+        with self.lock("update") as lock:
             self._step("locked")
             live = target.live()
             if live is None:
@@ -201,6 +203,7 @@ class Indexer:
                 vectors = bundle.item_tower.encode(movies)
             except BundleError as exc:
                 raise SourceError(str(exc)) from exc
+            lock.heartbeat(force=True)
             result = target.apply(live, movies, vectors, parsed.deletes)
             self._step("applied", index=result.after, upserted=result.upserted, deleted=result.deleted,
                        not_found=result.not_found)

@@ -26,10 +26,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from indexer.errors import IndexerError, LockHeldError, LockLostError
 
+T = TypeVar("T")
 REDIS_LOCK_KEY = "recs:indexer:lock"
 OPENSEARCH_LOCK_INDEX = "recs-indexer-lock"
 LOCK_FILE = "indexer.lock"
@@ -75,16 +76,25 @@ class RunLock(ABC):
         """``(owner, seconds left)`` of the current holder, or None when free."""
 
     # -- protocol --------------------------------------------------------------
+    def _backend(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a backend call; its failure (Redis or OpenSearch down, a file error) is an ``IndexerError``."""
+        try:
+            return fn()
+        except IndexerError:
+            raise
+        except Exception as exc:
+            raise IndexerError(f"cannot {what} {self.where}: {type(exc).__name__}: {exc}") from exc
+
     def acquire(self) -> None:
         deadline = self.clock() + self.wait
         while True:
-            if self._try_acquire():
+            if self._backend("take", self._try_acquire):
                 self.held = True
                 self._last_extend = self.clock()
                 return
             now = self.clock()
             if now >= deadline:
-                current = self.holder()
+                current = self._backend("read", self.holder)
                 who = f"{current[0]} (expires in {current[1]:.0f} s)" if current else "another run"
                 waited = f" after waiting {self.wait:.0f} s" if self.wait else ""
                 raise LockHeldError(
@@ -100,7 +110,7 @@ class RunLock(ABC):
         now = self.clock()
         if not force and now - self._last_extend < self.ttl / 3:
             return
-        if not self._extend():
+        if not self._backend("extend", self._extend):
             self.held = False
             raise LockLostError(
                 f"{self.where} expired and was taken by another run; stopping before anything is made live "
@@ -109,9 +119,11 @@ class RunLock(ABC):
         self._last_extend = now
 
     def release(self) -> None:
+        """Drop the lock; if that fails (the backend is down) it simply expires after its TTL."""
         if self.held:
             self.held = False
-            self._release()
+            with contextlib.suppress(Exception):
+                self._release()
 
     def __enter__(self) -> RunLock:
         self.acquire()

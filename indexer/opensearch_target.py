@@ -24,7 +24,7 @@ from indexer.errors import BulkLoadError, IndexerError, NoLiveIndexError, Rollba
 from indexer.mapping import CREATED_BY, index_body, index_name
 from indexer.retry import Backoff
 from indexer.settings import IndexParams
-from indexer.target import DeltaResult, IndexInfo, Probe, SwapResult
+from indexer.target import DeltaResult, IndexInfo, LoadResult, Probe, SwapResult
 from recommender.features import Movie
 
 PROBE_K = 10
@@ -135,7 +135,7 @@ class OpenSearchTarget:
         return BulkWriter(self.client, chunk_docs=self.chunk_docs, chunk_bytes=self.chunk_bytes,
                           backoff=self.backoff, on_chunk=on_docs)
 
-    def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> int:
+    def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> LoadResult:
         def actions() -> Iterator[BulkAction]:
             for batch in batches:
                 yield from index_actions(name, batch.movies, batch.vectors)
@@ -143,7 +143,7 @@ class OpenSearchTarget:
         result = self._writer(on_docs).write(actions())
         if result.failures:
             raise BulkLoadError(name, result.failures, result.stopped_early)
-        return result.succeeded
+        return LoadResult(result.succeeded, result.retried)
 
     def finish(self, name: str) -> None:
         refresh = {"index": {"refresh_interval": self.params.refresh_interval}}

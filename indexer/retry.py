@@ -29,6 +29,8 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
+    if isinstance(exc, OpenSearchConnectionError):
+        return f"no connection ({exc.error})"
     if isinstance(exc, TransportError):
         return f"HTTP {exc.status_code} {exc.error}" + (f": {exc.info}" if isinstance(exc.info, str) else "")
     return f"{type(exc).__name__}: {exc}"

@@ -30,6 +30,13 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class LoadResult:
+    documents: int
+    retried: int = 0
+    """Documents sent again after a 429, a 5xx or a lost connection."""
+
+
+@dataclass(frozen=True)
 class SwapResult:
     before: str | None
     after: str
@@ -70,8 +77,8 @@ class IndexTarget(Protocol):
 
     def create(self, name: str, *, model_version: str, dimension: int, space_type: str) -> None: ...
 
-    def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> int:
-        """Write every batch; returns the documents written; raises ``BulkLoadError`` listing refusals."""
+    def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> LoadResult:
+        """Write every batch; raises ``BulkLoadError`` listing refused documents."""
         ...
 
     def finish(self, name: str) -> None:
