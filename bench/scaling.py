@@ -513,6 +513,7 @@ class BenchConfig:
     memory_mb: int
     tracking: TrackingConfig
     settings: ScalingSettings
+    out: Path = RESULTS
 
 
 def run_trace(trace: Trace, config: BenchConfig, rng: np.random.Generator, progress: bool) -> dict[str, Any]:
@@ -627,8 +628,8 @@ def write_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"scaling-{trace.name}.png"
+    config.out.mkdir(parents=True, exist_ok=True)
+    path = config.out / f"scaling-{trace.name}.png"
     minutes = (eval_to - eval_from) // 60
     peak_min = demand.peak[eval_from:eval_to].reshape(minutes, 60).max(axis=1)
     hours = np.arange(minutes) / 60.0
@@ -721,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headroom", type=float, default=None, help="forecaster headroom (default: its setting)")
     parser.add_argument("--quantile", type=float, default=None, help="forecaster quantile (default: its setting)")
     parser.add_argument("--max-capacity", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the PNGs go")
     args = parser.parse_args(argv)
 
     settings = ScalingSettings.from_env(
@@ -748,6 +750,7 @@ def main(argv: list[str] | None = None) -> int:
             target=args.target, metric_lag_min=args.metric_lag, provision_delay_s=args.provision_delay
         ),
         settings=settings,
+        out=args.out,
     )
     weeks = args.train_weeks + 1
     progress = sys.stderr.isatty()

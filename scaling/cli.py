@@ -35,13 +35,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     plan.add_argument("--region", dest="aws_region", help="AWS region")
     plan.add_argument("--min-capacity", type=int, help="floor of every hour")
     plan.add_argument("--max-capacity", type=int, help="ceiling of every hour")
-    plan.add_argument("--headroom", type=float, help="multiplier on Little's-law concurrency")
+    plan.add_argument("--headroom", type=float, help="multiplier on the required concurrency")
     plan.add_argument("--quantile", type=float, help="upper quantile of the forecast, e.g. 0.9")
     plan.add_argument("--lead-minutes", type=int, help="actions fire this long before their hour")
     plan.add_argument("--history-days", type=int, help="days of CloudWatch history to read")
     plan.add_argument("--dry-run", action="store_true", help="print the plan and write a PNG; change nothing")
     plan.add_argument("--chart", type=Path, help=f"PNG of the plan (default on --dry-run: {DEFAULT_CHART})")
     plan.add_argument("--history", type=Path, help="read the metric history from this JSON file, not CloudWatch")
+    plan.add_argument("--save-history", type=Path, help="save the metric history read to this JSON file")
     plan.add_argument("--now", help="plan as if it were this UTC time (ISO 8601); for replays")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     plan.set_defaults(func=_plan)
@@ -90,6 +91,9 @@ def _plan(args: argparse.Namespace) -> int:
         result = run_forecaster(settings, now=now, dry_run=dry_run, history=history)
     except (ForecasterError, ScalingActionsError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
+    if args.save_history and result.history is not None:
+        result.history.save(args.save_history)
+        print(f"history: {args.save_history}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.plan.to_json(), indent=2))
     else:

@@ -27,6 +27,7 @@ class RunResult:
     plan: Plan
     applied: ApplyResult | None
     target: ScalableTarget | None
+    history: MetricHistory | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,9 +119,9 @@ def run_forecaster(
         dry_run=dry_run,
     )
     if dry_run:
-        return RunResult(plan, None, target)
+        return RunResult(plan, None, target, history)
     if target is None:
         raise ForecasterError(f"nothing written: no usable scalable target for {resource_id} ({'; '.join(notes)})")
     applied = apply_plan(autoscaling, plan, settings.action_prefix)
     event(log, logging.INFO, "scheduled actions written", event="forecaster.applied", **applied.to_json())
-    return RunResult(plan, applied, target)
+    return RunResult(plan, applied, target, history)

@@ -13,6 +13,7 @@ from moto import mock_aws
 from recs.cli import main as recs_main
 from scaling import lambda_handler
 from scaling.actions import SCALABLE_DIMENSION, SERVICE_NAMESPACE
+from scaling.metrics import MetricHistory
 from scaling.packaging import build_forecaster_asset
 from tests.scaling.conftest import START, make_history
 
@@ -40,6 +41,19 @@ def test_json_output(tmp_path, capsys):
                       "--now", now, "--chart", str(tmp_path / "c.png")]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["mode"] == "hour-of-day" and len(payload["hours"]) == 24
+
+
+def test_dry_run_against_aws_saves_the_history_it_read(tmp_path, capsys, monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    saved = tmp_path / "h.json"
+    with mock_aws():
+        code = recs_main(["scaling", "plan", "--dry-run", "--function", "api", "--save-history", str(saved),
+                          "--chart", str(tmp_path / "c.png"), "--history-days", "2"])
+    assert code == 0
+    assert "mode floor" in capsys.readouterr().out  # moto has no metrics: the floor, and it says why
+    assert MetricHistory.load(saved).hours == 48
 
 
 def test_cli_errors_are_clear(tmp_path, capsys, monkeypatch):
