@@ -269,7 +269,6 @@ class Indexer:
         self.reporter.log("plan", job=plan.job, location=plan.location)
         if plan.job == "rebuild":
             return self.rebuild(plan.location)
-        explicit = bundle or self.settings.bundle
-        if explicit:
-            return self.update(plan.location, explicit)
+        if bundle:  # an explicit argument; RECS_BUNDLE is not used: the live model's bundle is the right one
+            return self.update(plan.location, bundle)
         return self.update(plan.location, lambda version: f"{plan.bundles_root}/{version}")

@@ -7,6 +7,8 @@ The deployed bucket layout (docs/architecture.md)::
 
 An EventBridge rule for S3 "Object Created" passes the bucket and key to the Fargate task as
 ``RECS_S3_BUCKET``/``RECS_S3_KEY`` (container overrides); ``plan_for_object`` turns them into a job.
+EventBridge passes the key as it is (not URL-encoded, unlike S3's own notifications), so it is used
+unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import unquote_plus
 
 from indexer.delta import CatalogDelta, parse_delta, read_delta
 from indexer.errors import DeltaError, SourceError
@@ -40,7 +41,6 @@ def plan_for_object(bucket: str | None, key: str | None) -> ObjectPlan:
     if not bucket or not key:
         raise SourceError("no S3 object given: pass --bucket and --key, or set RECS_S3_BUCKET and RECS_S3_KEY "
                           "(the EventBridge rule's container overrides)")
-    key = unquote_plus(key) if "%" in key else key
     if match := _BUNDLE_KEY.match(key):
         prefix = key[: -len("/manifest.json")]
         return ObjectPlan("rebuild", f"s3://{bucket}/{prefix}", f"s3://{bucket}/{match.group('root')}bundles")

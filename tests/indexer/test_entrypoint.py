@@ -42,7 +42,7 @@ def test_plan_for_object_keys():
     update = plan_for_object("b", "env/prod/deltas/2025-03-01.csv")
     assert (update.job, update.location, update.bundles_root) == (
         "update", "s3://b/env/prod/deltas/2025-03-01.csv", "s3://b/env/prod/bundles")
-    assert plan_for_object("b", "deltas/new%20movies.json").location == "s3://b/deltas/new movies.json"
+    assert plan_for_object("b", "deltas/new movies:2025.json").location == "s3://b/deltas/new movies:2025.json"
     for key in ("bundles/v7/user_tower.npz", "deltas/a.txt", "deltas/sub/a.csv", "other/manifest.json"):
         with pytest.raises(SourceError, match="nothing to do"):
             plan_for_object("b", key)
