@@ -40,19 +40,19 @@ CHUNK = 50_000
 
 def write_streamed_bundle(out: Path, n_movies: int, dimension: int, seed: int = 0) -> str:
     """A valid bundle of ``n_movies`` synthetic movies, written chunk by chunk; returns the model version."""
-    from recommender.bundle import (
-        CATALOG, FORMAT_VERSION, ITEM_TOWER, MANIFEST, MOVIE_VECTORS, REQUIRED_FILES, USER_TOWER, sha256_file,
-    )  # fmt: skip
+    from recommender import bundle as layout
     from recommender.synthetic import GENRES, WORDS, synthetic_catalog, synthetic_towers
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     user, item = synthetic_towers(synthetic_catalog(50, seed), dimension=dimension, seed=seed)
-    np.savez(out / USER_TOWER, **user.arrays())
-    np.savez(out / ITEM_TOWER, **item.arrays())
-    vectors = np.lib.format.open_memmap(out / MOVIE_VECTORS, mode="w+", dtype=np.float32,
+    user_arrays: dict[str, Any] = user.arrays()
+    item_arrays: dict[str, Any] = item.arrays()
+    np.savez(out / layout.USER_TOWER, **user_arrays)
+    np.savez(out / layout.ITEM_TOWER, **item_arrays)
+    vectors = np.lib.format.open_memmap(out / layout.MOVIE_VECTORS, mode="w+", dtype=np.float32,
                                         shape=(n_movies, dimension))
-    with (out / CATALOG).open("w", encoding="utf-8") as fh:
+    with (out / layout.CATALOG).open("w", encoding="utf-8") as fh:
         fh.write("[")
         for start in range(0, n_movies, CHUNK):
             size = min(CHUNK, n_movies - start)
@@ -79,11 +79,12 @@ def write_streamed_bundle(out: Path, n_movies: int, dimension: int, seed: int = 
     vectors.flush()
     del vectors
     model_version = f"bench-{n_movies}"
-    files = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in REQUIRED_FILES}
-    manifest = {"format_version": FORMAT_VERSION, "model_version": model_version, "dimension": dimension,
+    files = {name: {"sha256": layout.sha256_file(out / name), "bytes": (out / name).stat().st_size}
+             for name in layout.REQUIRED_FILES}
+    manifest = {"format_version": layout.FORMAT_VERSION, "model_version": model_version, "dimension": dimension,
                 "history_length": user.history_length, "space_type": "innerproduct", "movies": n_movies,
                 "dataset": {"name": "synthetic-bench", "movies": n_movies}, "files": files}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    (out / layout.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return model_version
 
 
@@ -120,7 +121,7 @@ def child(mode: str, bundle: str, url: str, bulk_docs: int) -> dict[str, Any]:
             for action in index_actions("movies-x", batch.movies, batch.vectors):
                 docs += 1
                 payload += len(action.payload)
-        extra = {"payload_bytes_per_doc": round(payload / max(docs, 1), 1)}
+        extra: dict[str, Any] = {"payload_bytes_per_doc": round(payload / max(docs, 1), 1)}
     else:
         summary = indexer.rebuild(bundle)
         docs = summary.documents
@@ -136,7 +137,8 @@ def run_child(mode: str, bundle: Path, url: str, bulk_docs: int) -> dict[str, An
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -84,3 +84,16 @@ def test_a_bad_movie_row_is_named(make_bundle):
     broken = _rewrite(bundle.path, "catalog.json", json.dumps(rows).encode())
     with pytest.raises(BundleError, match="movie #3 is invalid"):
         list(BundleCatalog(broken).batches())
+
+
+def test_the_benchmark_writes_valid_bundles_lazily(tmp_path):
+    from bench.indexer import CHUNK, write_streamed_bundle
+
+    n = CHUNK + 7  # more than one chunk
+    version = write_streamed_bundle(tmp_path / "b", n, dimension=8)
+    bundle = open_bundle(tmp_path / "b")
+    bundle.verify()
+    assert (bundle.model_version, bundle.dimension, len(bundle.catalog)) == (version, 8, n)
+    assert [m.movie_id for m in bundle.catalog[CHUNK - 1 : CHUNK + 1]] == [CHUNK, CHUNK + 1]
+    np.testing.assert_allclose(np.linalg.norm(bundle.movie_vectors[:, :-1], axis=1), 1.0, atol=1e-5)
+    assert sum(b.vectors.shape[0] for b in BundleCatalog(bundle, batch_size=4096).batches()) == n
