@@ -16,7 +16,7 @@ class TrainConfig:
     embedding_dim: int = 64
     token_dim: int = 32
     hidden: int = 256
-    temperature: float = 0.1
+    temperature: float = 0.2
     batch_size: int = 512
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
@@ -25,7 +25,7 @@ class TrainConfig:
     min_item_count: int = 1
     max_tokens: int = 3000
     id_dropout: float = 0.1
-    target_window: int = 5
+    target_window: int = 1
     max_examples_per_user: int | None = 300
     validation_users: float = 0.1
     seed: int = 42
