@@ -78,4 +78,5 @@ def test_derived_names_follow_the_prefix() -> None:
     assert (settings.function_name, settings.domain_name) == ("movies-recommender", "movies-vectors")
     assert settings.opensearch_replicas == 1
     assert InfraSettings().opensearch_replicas == 0
-    assert InfraSettings(lambda_architecture="arm64").lambda_pip_arch == "aarch64"
+    assert InfraSettings().lambda_pip_arch == "aarch64"
+    assert InfraSettings(lambda_architecture="x86_64").lambda_pip_arch == "x86_64"

@@ -16,7 +16,7 @@ def test_the_function_runs_the_recommender_on_python_312(default_app: Synthesis)
     default_app.template("serving").resource_properties_count_is("AWS::Lambda::Function", {
         "Runtime": "python3.12",
         "Handler": "recommender.handler.lambda_handler",
-        "Architectures": ["x86_64"],
+        "Architectures": ["arm64"],
         "MemorySize": 1024,
         "Timeout": 10,
         "FunctionName": "recs-recommender",
