@@ -26,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     up.add_argument("--data", default="data/ml-latest-small", help="MovieLens directory to train on")
     up.add_argument("--bundle", default="artifacts/bundle", help="model bundle directory (trained if missing)")
     up.add_argument("--report", default="report", help="where training writes its report")
+    up.add_argument("--store", default="artifacts/index", help="embedded index store to index into")
     up.add_argument("--retrain", action="store_true", help="train even if a valid bundle exists")
+    up.add_argument("--host", default="127.0.0.1", help="address the local API binds")
+    up.add_argument("--port", type=int, default=8080, help="port of the local API (0 picks a free one)")
+    up.add_argument("--no-serve", action="store_true", help="stop after indexing (do not start the server)")
     up.set_defaults(func=cmd_up)
 
 
@@ -54,15 +58,40 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         print(f"==> using the bundle {version} in {bundle_dir} (pass --retrain to train again)", flush=True)
         _print_stored_metrics(bundle_dir)
-    return 0
+    version = open_bundle(bundle_dir).model_version
+    store = Path(args.store)
+    if _indexed_version(store) == version:
+        print(f"==> the embedded index in {store} already serves {version}", flush=True)
+    else:
+        print(f"==> indexing {version} into the embedded store {store}", flush=True)
+        code = recs_main(["index", "rebuild", "--bundle", str(bundle_dir), "--embedded-store", str(store)])
+        if code:
+            return code
+    if args.no_serve:
+        return 0
+    print("==> serving the API on the embedded defaults (Ctrl-C stops it)", flush=True)
+    return recs_main(
+        ["serve", "--bundle", str(bundle_dir), "--store", str(store), "--host", args.host, "--port", str(args.port)]
+    )
+
+
+def _indexed_version(store: Path) -> str | None:
+    """The model version the embedded store's alias serves, if any."""
+    from recommender.embedded_store import EmbeddedStore, EmbeddedStoreError
+
+    try:
+        return EmbeddedStore(store).current().model_version
+    except EmbeddedStoreError:
+        return None
 
 
 def _print_stored_metrics(bundle_dir: Path) -> None:
     from training.evaluation import METRICS
+    from training.pipeline import MODEL_NAME
 
     metrics = open_bundle(bundle_dir).manifest.metrics
     if not metrics:
         return
     print(f"{'model':<22}" + "".join(f"{m:>12}" for m in METRICS))
-    for name, row in metrics.items():
+    for name, row in sorted(metrics.items(), key=lambda item: item[0] != MODEL_NAME):
         print(f"{name:<22}" + "".join(f"{float(row.get(m, 0.0)):>12.4f}" for m in METRICS))
