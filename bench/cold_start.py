@@ -7,7 +7,8 @@ run first):
   packages) imports ``recommender.handler``, loads the bundle (hash checks included) and answers one
   stored API Gateway event (``tests/events/post_recommendations.json``) on the embedded index.
   Timed from process spawn to the answer (the interpreter's exit is not counted: a Lambda
-  environment stays alive), and inside the process (import; first request).
+  environment stays alive), inside the process (import; first request), and as the process's CPU
+  time up to the answer (less sensitive than wall time to other load on the machine).
 * **numpy handler + X-Ray**: the same with tracing on as in Lambda (``LAMBDA_TASK_ROOT`` set), with
   botocore on the path the way the Lambda runtime provides it (the X-Ray SDK imports it).
 * **TensorFlow SavedModel**: the same user tower rebuilt as a TensorFlow graph from the bundle's
@@ -59,9 +60,11 @@ t2 = time.perf_counter()
 if response["statusCode"] != 200:
     raise SystemExit(response["body"])
 answered_at = time.time()
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "pandas", "scipy", "training"))
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_request_ms": (t2 - t1) * 1e3, "heavy": heavy,
-                  "answered_at": answered_at}), flush=True)
+                  "answered_at": answered_at, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3}), flush=True)
 """
 
 TF_CHILD = """
@@ -78,8 +81,11 @@ t2 = time.perf_counter()
 out = model.serve(tf.constant(inputs["slots"]), tf.constant(inputs["buckets"])).numpy()
 t3 = time.perf_counter()
 answered_at = time.time()
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "load_ms": (t2 - t1) * 1e3, "first_request_ms": (t3 - t1) * 1e3,
-                  "checksum": float(out.sum()), "answered_at": answered_at}), flush=True)
+                  "checksum": float(out.sum()), "answered_at": answered_at,
+                  "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3}), flush=True)
 """
 
 
@@ -193,6 +199,7 @@ def measure(cmd: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
         "runs_ms": [round(w, 1) for w in walls],
         "import_median_ms": statistics.median(d["import_ms"] for d in inner),
         "first_request_median_ms": statistics.median(d["first_request_ms"] for d in inner),
+        "cpu_median_ms": statistics.median(d["cpu_ms"] for d in inner),
         "heavy_modules": inner[-1].get("heavy", []),
     }
 
@@ -254,9 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             ("numpy handler + X-Ray tracer", numpy_traced)]
     if tf_result:
         rows.append((f"TensorFlow SavedModel (py{sys.version_info[0]}.{sys.version_info[1]})", tf_result))
-    print(f"{'cold start, fresh process':40} {'median':>9} {'import':>9} {'1st req':>9}")
+    load = os.getloadavg()
+    print(f"{'cold start, fresh process (medians)':40} {'to answer':>10} {'import':>9} {'1st req':>9} {'CPU':>9}")
     for name, r in rows:
-        print(f"{name:40} {r['median_ms']:7.0f}ms {r['import_median_ms']:7.0f}ms {r['first_request_median_ms']:7.1f}ms")
+        print(f"{name:40} {r['median_ms']:8.0f}ms {r['import_median_ms']:7.0f}ms {r['first_request_median_ms']:7.1f}ms "
+              f"{r['cpu_median_ms']:7.0f}ms")
+    print(f"load average during the run: {load[0]:.1f} on {os.cpu_count()} CPUs (wall times grow with it; CPU less)")
     ratio = tf_result["median_ms"] / numpy_plain["median_ms"] if tf_result else None
     if ratio:
         print(f"TensorFlow / numpy: {ratio:.1f}x   (TF graph vs numpy tower max |diff| = {parity:.2e})")
@@ -278,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         "asset_zipped_bytes": report["zipped_bytes"],
         "bundle": str(bundle),
         "python_serving": "3.12",
+        "load_average_1m": load[0],
+        "cpus": os.cpu_count(),
     }))
     return 0
 

@@ -105,7 +105,7 @@ def test_genres_none_and_excluded_ids_are_left_out_and_k_is_kept(index: VectorIn
 
 def test_excluded_ids_alone_still_give_k_results(index: VectorIndex) -> None:
     q = query_vector(6)
-    seen = ids(index.search(q, 7)) + [123456]  # the 7 best, and an id the catalog does not have
+    seen = [*ids(index.search(q, 7)), 123456]  # the 7 best, and an id the catalog does not have
     hits = index.search(q, 10, NO_FILTERS, exclude_ids=seen)
     assert_same_ranking(hits, reference_search(q, 10, NO_FILTERS, seen))
     assert len(hits) == 10

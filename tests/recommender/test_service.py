@@ -134,3 +134,28 @@ def test_an_unreadable_cache_entry_is_recomputed(bundle: Bundle) -> None:
 def test_k_bounds(bundle: Bundle, k: int) -> None:
     svc = service(bundle, NumpyIndex.from_bundle(bundle))
     assert len(svc.recommend(RecommendationQuery(history=[HistoryItem(3)], k=k)).items) == k
+
+
+def test_the_bundle_path_reads_catalog_rows_lazily_and_answers_the_same(bundle: Bundle) -> None:
+    from recommender.adapters.numpy_index import RawCatalog
+    from recommender.ports import Filters
+
+    lazy = NumpyIndex.from_bundle(bundle)
+    eager = NumpyIndex.from_arrays(bundle.catalog, bundle.movie_vectors, bundle.model_version)
+    query = bundle.user_tower.encode([(12, 4.0), (40, None)])
+    for flt in (Filters(), Filters(genres_any=("Drama",), year_min=1950), Filters(genres_none=("Comedy",))):
+        assert lazy.search(query, 20, flt, {1, 2, 3}) == eager.search(query, 20, flt, {1, 2, 3})
+        assert lazy.popular(20, flt, {5}) == eager.popular(20, flt, {5})
+    assert lazy.get(12) == eager.get(12)
+    raw = RawCatalog([{"movie_id": 1, "title": "A", "year": None, "genres": ["Drama"]}], "catalog.json")
+    assert raw[0] == Movie(1, "A", None, ("Drama",), 0.0) and list(raw) == [raw[0]] and raw[0:1] == [raw[0]]
+
+
+def test_a_malformed_catalog_row_is_a_bundle_error() -> None:
+    from recommender.adapters.numpy_index import RawCatalog
+    from recommender.bundle import BundleError
+
+    with pytest.raises(BundleError, match=r"catalog\.json"):
+        RawCatalog([{"title": "no id"}], "catalog.json").columns()
+    with pytest.raises(BundleError, match="list of objects"):
+        RawCatalog({"movie_id": 1}, "catalog.json")
