@@ -72,7 +72,7 @@ class EmbeddedStore:
     def alias(self) -> dict[str, Any] | None:
         path = self.root / ALIAS_FILE
         try:
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except ValueError as exc:
