@@ -169,6 +169,7 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> tuple[str, str]:
     },
 )
 def post_recommendations(body: RecommendationRequest) -> RecommendationResponse:
+    _reject_unknown_query(set())
     container = composition.get_container()
     query = RecommendationQuery(
         history=[HistoryItem(h.movie_id, h.rating, h.timestamp) for h in body.history],

@@ -161,6 +161,12 @@ def test_too_long_a_history_is_rejected(invoke: Invoke) -> None:
     assert response["json"]["errors"][0]["field"] == "history"
 
 
+def test_query_parameters_on_post_are_rejected_too(invoke: Invoke) -> None:
+    response = invoke(load_event("post_recommendations", query={"k": "5"}))
+    assert response["statusCode"] == 422
+    assert response["json"]["errors"] == [{"field": "k", "location": "query", "reason": "Unknown query parameter"}]
+
+
 def test_a_body_over_the_limit_is_a_413(invoke: Invoke) -> None:
     body = '{"history": [], "k": 5, "padding": "' + "x" * 70_000 + '"}'
     response = invoke(load_event("post_recommendations", body=body))
