@@ -42,7 +42,8 @@ class RunResult:
 def _client(name: str, settings: ScalingSettings) -> Any:
     import boto3  # in the Lambda runtime; imported only when a client is needed
 
-    return boto3.client(name, region_name=settings.aws_region)
+    make_client: Any = boto3.client  # the service name is dynamic, so the typed overloads do not apply
+    return make_client(name, region_name=settings.aws_region)
 
 
 def run_forecaster(
