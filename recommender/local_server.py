@@ -185,7 +185,9 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         """Serve on a background thread; returns at once."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="recs-serve", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="recs-serve", daemon=True
+        )
         self._thread.start()
         return self
 
