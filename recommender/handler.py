@@ -9,7 +9,7 @@ Status codes:
 
 ===  ==================  =============================================================
 200  -                   the answer
-400  invalid_json        the body is not JSON
+400  invalid_json        the body is not JSON (unsupported_event: not an API Gateway event)
 404  not_found           unknown path, or ``movie_not_found`` for an unknown movie id
 405  method_not_allowed  known path, other method (``Allow`` says which)
 413  body_too_large      body over ``RECS_MAX_BODY_BYTES`` (64 KiB by default)
@@ -389,7 +389,11 @@ def _body_size(event: Mapping[str, Any]) -> int:
 
 
 def _precheck(event: Mapping[str, Any], max_body_bytes: int) -> dict[str, Any] | None:
-    """Reject what must not reach the resolver: oversized bodies and bodies that are not JSON."""
+    """Reject what must not reach the resolver: other events, oversized bodies, bodies that are not JSON."""
+    if not isinstance(event.get("httpMethod"), str) or not isinstance(event.get("path"), str):
+        return _standalone(
+            event, 400, "unsupported_event", "This function answers API Gateway REST proxy events only."
+        )
     size = _body_size(event)
     if size > max_body_bytes:
         return _standalone(
@@ -435,6 +439,7 @@ def _max_body_bytes() -> int:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (API Gateway REST proxy integration)."""
     start = time.perf_counter()
+    event = event if isinstance(event, dict) else {}
     request_context = event.get("requestContext") or {}
     request_id = str(request_context.get("requestId") or uuid.uuid4())
     given = _header(event, CORRELATION_HEADER)

@@ -263,6 +263,13 @@ def test_unknown_routes_and_methods(invoke: Invoke) -> None:
     assert header(wrong_method, "Allow") == "GET"
 
 
+def test_events_that_are_not_api_requests_get_a_400(invoke: Invoke) -> None:
+    for event in ({}, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}):
+        response = invoke(event)
+        assert response["statusCode"] == 400
+        assert response["json"]["error"] == "unsupported_event"
+
+
 def test_the_client_correlation_id_is_kept_when_it_is_sane(invoke: Invoke) -> None:
     event = load_event("get_health")
     event["headers"]["X-Correlation-Id"] = "order-42.retry-1"
