@@ -1,9 +1,17 @@
 """Indexer benchmark: ``python -m bench.indexer [--quick] [--sizes 100000,1000000]``.
 
-Full rebuilds of synthetic catalogs (64-d vectors by default) into an in-memory OpenSearch
-(osmem) over HTTP, through the real job (``indexer.jobs.Indexer.rebuild``: bundle checks,
-streaming read, bulk load with refresh off, count verification, alias swap). Each run happens in
-a fresh child process so that its figures are its own:
+Full rebuilds of synthetic catalogs (64-d vectors by default) over HTTP, through the real job
+(``indexer.jobs.Indexer.rebuild``: bundle checks, streaming read, bulk load with refresh off,
+count verification, alias swap), into two servers:
+
+* **osmem**, the in-memory OpenSearch the tests use, for catalogs up to ``--osmem-max`` (200k):
+  it keeps about 23 KB per movie document in memory (measured: 486 MB after 20k), so a million
+  would need some 23 GB, more than this machine has;
+* **sink**: the same osmem behind ``BulkSink``, a proxy that answers bulk requests itself (every
+  document accepted and counted) and passes everything else through, for every size. It isolates
+  the client's side, which is what scales with the catalog and what this code controls.
+
+Each run happens in a fresh child process so that its figures are its own:
 
 * **docs/s**: documents over the wall time of the whole job (the bundle's sha256 checks included);
 * **client CPU per 1,000 docs**: user + system CPU of the indexer process (the server is another
@@ -11,7 +19,7 @@ a fresh child process so that its figures are its own:
   which is the part that scales with the catalog and that this code controls;
 * **peak RSS**: ``ru_maxrss`` of the child, and its growth over the RSS measured just before the
   job starts (after imports). Streaming keeps it flat: the 1M-movie run must not need more memory
-  than the 100k one.
+  than the 100k one (compared on the sink, side by side in one run).
 
 The probe queries are off (``probes=0``): osmem has no k-NN search (the tests use an emulation
 proxy for that, which would also slow the bulk path). Synthetic bundles are written lazily
@@ -141,10 +149,106 @@ def run_child(mode: str, bundle: Path, url: str, bulk_docs: int) -> dict[str, An
     return result
 
 
+class BulkSink:
+    """A pass-through proxy to osmem that absorbs bulk loads: every document is accepted and counted.
+
+    For catalogs osmem cannot hold (it keeps about 23 KB per 64-d movie document in memory, so a
+    million would need some 23 GB): everything the job sends (index creation, settings, the lock
+    document, aliases, mappings) reaches the real osmem, except ``_bulk`` (answered "201" for each
+    document, as fast as it can be parsed) and ``_count`` of an index it absorbed (its tally).
+    The job's client-side work is then the same as against a server, without the server's limits.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        counts: dict[str, int] = {}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+                self.send_response(status)
+                for key, value in headers or [("content-type", "application/json")]:
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _handle(self) -> None:
+                import http.client
+
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                path = self.path.split("?", 1)[0]
+                if path.endswith("/_bulk") and self.command in ("POST", "PUT"):
+                    metas = [line for line in body.split(b"\n") if line.startswith(b'{"index":')]
+                    if metas:
+                        index = json.loads(metas[0])["index"]["_index"]
+                        with lock:
+                            counts[index] = counts.get(index, 0) + len(metas)
+                    items = ",".join(['{"index":{"status":201}}'] * len(metas))
+                    self._reply(200, f'{{"took":0,"errors":false,"items":[{items}]}}'.encode())
+                    return
+                parts = path.strip("/").split("/")
+                if len(parts) == 2 and parts[1] == "_count" and parts[0] in counts:
+                    self._reply(200, json.dumps({"count": counts[parts[0]]}).encode())
+                    return
+                conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=300)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                self._reply(response.status, data, response.getheaders())
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> BulkSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _row(n: int, server: str, load: dict[str, Any], encode: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "movies": n,
+        "server": server,
+        "docs_per_s": round(load["docs"] / load["seconds"], 1),
+        "seconds": round(load["seconds"], 2),
+        "client_cpu_ms_per_1k_docs": round(1000 * load["cpu_seconds"] / n * 1000, 2),
+        "encode_cpu_ms_per_1k_docs": round(1000 * encode["cpu_seconds"] / n * 1000, 2),
+        "peak_rss_mb": round(load["peak_rss_mb"], 1),
+        "rss_growth_mb": round(load["peak_rss_mb"] - load["baseline_rss_mb"], 1),
+        "encode_peak_rss_mb": round(encode["peak_rss_mb"], 1),
+        "payload_bytes_per_doc": encode["payload_bytes_per_doc"],
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.indexer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="catalog sizes (comma-separated)")
-    parser.add_argument("--quick", action="store_true", help="sizes 20000 and 100000 (a minute)")
+    parser.add_argument("--quick", action="store_true", help="sizes 20000 and 100000, osmem up to 20000 (a minute)")
+    parser.add_argument("--osmem-max", type=int, default=200_000,
+                        help="largest catalog also loaded into osmem itself (~23 KB of its memory per movie)")
     parser.add_argument("--dimension", type=int, default=64)
     parser.add_argument("--bulk-docs", type=int, default=500)
     parser.add_argument("--workdir", help="where bundles are written (default: a temp dir, removed after)")
@@ -159,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     from osmem_server import OsmemServer
 
     sizes = [20_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    osmem_max = 20_000 if args.quick else args.osmem_max
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-indexer-", dir=args.workdir) as tmp, \
             OsmemServer.start(japanese=False) as server:
@@ -168,40 +273,42 @@ def main(argv: list[str] | None = None) -> None:
             write_streamed_bundle(bundle, n, args.dimension)
             print(f"  wrote a {n:,}-movie bundle in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             encode = run_child("encode", bundle, "", args.bulk_docs)
-            with server.clone() as clone:
-                load = run_child("load", bundle, clone.url, args.bulk_docs)
-            rows.append({
-                "movies": n,
-                "docs_per_s": round(load["docs"] / load["seconds"], 1),
-                "seconds": round(load["seconds"], 2),
-                "client_cpu_ms_per_1k_docs": round(1000 * load["cpu_seconds"] / n * 1000, 2),
-                "encode_cpu_ms_per_1k_docs": round(1000 * encode["cpu_seconds"] / n * 1000, 2),
-                "peak_rss_mb": round(load["peak_rss_mb"], 1),
-                "rss_growth_mb": round(load["peak_rss_mb"] - load["baseline_rss_mb"], 1),
-                "encode_peak_rss_mb": round(encode["peak_rss_mb"], 1),
-                "payload_bytes_per_doc": encode["payload_bytes_per_doc"],
-            })
-            print(f"  {n:,}: {rows[-1]['docs_per_s']:,.0f} docs/s", file=sys.stderr)
+            with server.clone() as clone, BulkSink(clone.url) as sink:
+                rows.append(_row(n, "sink", run_child("load", bundle, sink.url, args.bulk_docs), encode))
+            print(f"  {n:,} into the sink: {rows[-1]['docs_per_s']:,.0f} docs/s", file=sys.stderr)
+            if n <= osmem_max:
+                with server.clone() as clone:
+                    rows.append(_row(n, "osmem", run_child("load", bundle, clone.url, args.bulk_docs), encode))
+                print(f"  {n:,} into osmem: {rows[-1]['docs_per_s']:,.0f} docs/s", file=sys.stderr)
             for path in bundle.iterdir():
                 path.unlink()
 
-    header = ("movies", "docs/s", "wall s", "CPU ms/1k docs", "encode CPU ms/1k", "peak RSS MB", "RSS growth MB")
-    print("Indexer full rebuild into osmem (one process per run; probes off)")
+    header = ("movies", "server", "docs/s", "wall s", "CPU ms/1k docs", "encode CPU ms/1k", "peak RSS MB",
+              "RSS growth MB")
+    print("Indexer full rebuild (one process per run; probes off; sink = osmem with bulk loads absorbed)")
     print("  ".join(f"{h:>16}" for h in header))
     for r in rows:
-        cells = (f"{r['movies']:,}", f"{r['docs_per_s']:,.0f}", f"{r['seconds']:.1f}",
+        cells = (f"{r['movies']:,}", r["server"], f"{r['docs_per_s']:,.0f}", f"{r['seconds']:.1f}",
                  f"{r['client_cpu_ms_per_1k_docs']:.1f}", f"{r['encode_cpu_ms_per_1k_docs']:.1f}",
                  f"{r['peak_rss_mb']:.0f}", f"{r['rss_growth_mb']:.0f}")
         print("  ".join(f"{c:>16}" for c in cells))
-    small, large = rows[0], rows[-1]
+    sink_rows = [r for r in rows if r["server"] == "sink"]
+    small, large = sink_rows[0], sink_rows[-1]
     ratios = {
         "catalog": large["movies"] / small["movies"],
         "peak_rss": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
         "cpu_per_1k_docs": round(large["client_cpu_ms_per_1k_docs"] / small["client_cpu_ms_per_1k_docs"], 3),
-        "docs_per_s": round(large["docs_per_s"] / small["docs_per_s"], 3),
+        "encode_cpu_per_1k_docs": round(large["encode_cpu_ms_per_1k_docs"] / small["encode_cpu_ms_per_1k_docs"], 3),
     }
-    print(f"largest/smallest: catalog x{ratios['catalog']:.0f}, peak RSS x{ratios['peak_rss']:.2f}, "
-          f"CPU per 1k docs x{ratios['cpu_per_1k_docs']:.2f}, docs/s x{ratios['docs_per_s']:.2f}")
+    print(f"sink, largest/smallest catalog (x{ratios['catalog']:.0f}): peak RSS x{ratios['peak_rss']:.2f}, "
+          f"client CPU per 1k docs x{ratios['cpu_per_1k_docs']:.2f}")
+    osmem_rows = [r for r in rows if r["server"] == "osmem"]
+    if osmem_rows:
+        best = osmem_rows[-1]
+        same = next(r for r in sink_rows if r["movies"] == best["movies"])
+        ratios["osmem_over_sink_seconds"] = round(best["seconds"] / same["seconds"], 2)
+        print(f"osmem, {best['movies']:,} movies: {best['docs_per_s']:,.0f} docs/s, "
+              f"{ratios['osmem_over_sink_seconds']:.1f}x the sink's wall time (the server is the bottleneck)")
     result = {"benchmark": "indexer", "dimension": args.dimension, "bulk_docs": args.bulk_docs,
               "python": sys.version.split()[0], "cpus": os.cpu_count(), "runs": rows, "ratios": ratios}
     print(json.dumps(result))
