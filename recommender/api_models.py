@@ -2,14 +2,24 @@
 OpenAPI document at ``/openapi.json`` is generated from them, so the two cannot drift.
 
 Unknown fields are **rejected** (422 naming the field): a misspelt ``exclude_seen`` must not be
-silently ignored. Types are strict: ``"5"`` is not a number and ``"yes"`` is not a boolean.
+silently ignored. Types are strict: ``"5"`` is not a number and ``"yes"`` is not a boolean. An
+integer may be written ``5.0``: JSON does not tell it from ``5`` and the document's ``integer`` (JSON
+Schema) accepts both; ``5.5`` is refused.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from recommender.settings import MAX_HISTORY_ITEMS, MAX_K
 
@@ -18,14 +28,23 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 GenreName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+def _integral_float_as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral_float_as_int)]
+"""An integer, also when written with a zero fraction (``5.0``), as JSON Schema's ``integer`` allows."""
+OptionalJsonInt = Annotated[int | None, BeforeValidator(_integral_float_as_int)]
+
+
 class HistoryEntry(BaseModel):
     """One thing the person watched or rated."""
 
     model_config = _STRICT
 
-    movie_id: int = Field(ge=1, le=2**31 - 1, description="MovieLens movie id.")
+    movie_id: JsonInt = Field(ge=1, le=2**31 - 1, description="MovieLens movie id.")
     rating: float | None = Field(default=None, ge=0.5, le=5.0, description="Stars, 0.5 to 5.0; omit if unrated.")
-    timestamp: int | None = Field(
+    timestamp: OptionalJsonInt = Field(
         default=None, ge=0, description="Unix seconds; when every entry has one, the history is ordered by it."
     )
 
@@ -41,8 +60,8 @@ class RecommendationFilters(BaseModel):
     genres_none: list[GenreName] = Field(
         default_factory=list, max_length=32, description="Drop movies with any of these genres."
     )
-    year_min: int | None = Field(default=None, ge=1800, le=2200, description="Inclusive.")
-    year_max: int | None = Field(default=None, ge=1800, le=2200, description="Inclusive.")
+    year_min: OptionalJsonInt = Field(default=None, ge=1800, le=2200, description="Inclusive.")
+    year_max: OptionalJsonInt = Field(default=None, ge=1800, le=2200, description="Inclusive.")
 
     @field_validator("year_max")
     @classmethod
@@ -66,7 +85,7 @@ class RecommendationRequest(BaseModel):
             "`history_length` (see /health). Empty: popular movies."
         ),
     )
-    k: int = Field(default=10, ge=1, le=MAX_K, description="How many movies to return.")
+    k: JsonInt = Field(default=10, ge=1, le=MAX_K, description="How many movies to return.")
     exclude_seen: bool = Field(default=True, description="Leave out the movies in the history.")
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
 

@@ -16,6 +16,8 @@ Status codes:
 415  unsupported_media   a body that is not ``application/json``
 422  validation_error    a field is missing, of the wrong type, out of range or unknown
 503  index_unavailable   the vector index cannot answer (and no fallback is configured)
+503  model_mismatch      the index serves another model than the user tower (and no fallback is
+                         configured); the body names both (``bundle_model_version``, ``index_model_version``)
 503  model_unavailable   the model bundle or the settings could not be loaded
 500  internal_error      a bug; logged with a traceback
 ===  ==================  =============================================================
@@ -54,7 +56,7 @@ from recommender.api_models import (
     SimilarResponse,
 )
 from recommender.observability import logger
-from recommender.ports import Filters, IndexUnavailableError
+from recommender.ports import Filters, IndexUnavailableError, ModelMismatchError
 from recommender.service import HistoryItem, MovieNotFoundError, RecommendationQuery, hits_to_json
 from recommender.settings import MAX_BODY_BYTES, MAX_K
 
@@ -279,7 +281,7 @@ def get_health() -> Response[Any]:
     body = HealthResponse(
         status=health.status,  # type: ignore[arg-type]
         model_version=health.model_version,
-        history_length=container.service.tower.history_length,
+        history_length=health.history_length,
         index={"kind": health.index.kind, "ok": health.index.ok, "detail": health.index.detail,  # type: ignore[arg-type]
                "info": health.index.info},
         cache={"kind": health.cache.kind, "ok": health.cache.ok, "detail": health.cache.detail,  # type: ignore[arg-type]
@@ -340,6 +342,18 @@ def on_index_unavailable(exc: IndexUnavailableError) -> Response[Any]:
     return error_response(
         503, "index_unavailable", "The movie index is not answering; try again shortly.", headers={"Retry-After": "5"}
     )
+
+
+@app.exception_handler(ModelMismatchError)
+def on_model_mismatch(exc: ModelMismatchError) -> Response[Any]:
+    logger.error("user tower and index of different models", extra={"reason": str(exc)})
+    body = error_body(
+        "model_mismatch",
+        f"The movie index serves model {exc.index}, this service's user tower is model {exc.serving}; "
+        "recommendations would mix them, so none are served. Try again shortly.",
+    )
+    body.update(bundle_model_version=exc.serving, index_model_version=exc.index)
+    return Response(status_code=503, content_type=JSON, body=json.dumps(body), headers={"Retry-After": "10"})
 
 
 @app.exception_handler(composition.CompositionError)
@@ -414,7 +428,31 @@ def _precheck(event: Mapping[str, Any], max_body_bytes: int) -> dict[str, Any] |
                 event, 400, "invalid_json", "The body is not UTF-8 encoded JSON.",
                 [{"field": "(body)", "location": "body", "reason": "not valid base64 of UTF-8 text"}],
             )
+    if _takes_a_json_body(event) and _is_json_array(event):
+        # Powertools would validate the array's first element as the body (its form-field rule)
+        return _standalone(
+            event, 422, "validation_error", "Invalid request: (body).",
+            [{"field": "(body)", "location": "body", "reason": "Input should be a JSON object, not an array"}],
+        )
     return None
+
+
+def _takes_a_json_body(event: Mapping[str, Any]) -> bool:
+    method, path = event.get("httpMethod"), str(event.get("path"))
+    return method == "POST" and any(pattern.match(path) and method in allowed for pattern, allowed in _ROUTES)
+
+
+def _is_json_array(event: Mapping[str, Any]) -> bool:
+    body = event.get("body")
+    if not body or not isinstance(body, str):
+        return False
+    text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else body
+    if not text.lstrip().startswith("["):
+        return False
+    try:
+        return isinstance(json.loads(text), list)
+    except ValueError:
+        return False  # not JSON: the resolver answers 400 invalid_json
 
 
 def _standalone(
