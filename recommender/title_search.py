@@ -12,7 +12,7 @@ The rule every vector index implements (``VectorIndex.search_titles``), the same
 - a query without any term (``"!!"``) matches nothing.
 
 ``title_terms`` approximates the standard tokenizer (UAX #29 word boundaries) with one regular
-expression: letters and digits, joined across ``.``, ``'``, ``’`` and ``:`` between letters and ``.``,
+expression: letters and digits, joined across ``.``, ``'``, ``\u2019`` and ``:`` between letters and ``.``,
 ``,``, ``;``, ``'`` between digits. It differs from OpenSearch for scripts written without spaces
 (Chinese, Japanese and Thai titles: OpenSearch makes one term per ideograph) and for a few rare
 symbols; accents are kept on both sides (``amelie`` does not find *Amélie*). On the 9,742 titles of

@@ -91,4 +91,5 @@ WORDS = ["star", "stars", "war", "wars", "the", "a", "night", "knight", "nigh", 
 )
 def test_search_equals_the_reference(titles: list[str], query: str, limit: int, seed: int) -> None:
     ranking = np.random.default_rng(seed).permutation(len(titles))
-    assert TitleIndex(titles, ranking).search(query, limit).tolist() == reference(titles, ranking.tolist(), query, limit)
+    expected = reference(titles, ranking.tolist(), query, limit)
+    assert TitleIndex(titles, ranking).search(query, limit).tolist() == expected
