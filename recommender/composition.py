@@ -8,23 +8,33 @@ embedded store (or the bundle); ``RedisCache`` when ``RECS_REDIS_URL`` is set, e
 
 A failed build is not cached for good: the next request after ``RETRY_BUILD_AFTER_SECONDS``
 tries again (a bundle fixed in S3 is picked up without a redeploy).
+
+``RECS_BUNDLE`` ending in ``/`` is a bundle root: nothing is loaded from it until the live index
+says its model version, then ``<root><version>/`` (``recommender.live_model``); the build tries that
+once, so a cold start loads the user tower before the first request as with a fixed bundle.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.bundle import CATALOG, MANIFEST, USER_TOWER, Bundle, open_bundle
-from recommender.ports import Cache, VectorIndex
+from recommender.bundle import CATALOG, MANIFEST, USER_TOWER, Bundle, BundleError, open_bundle
+from recommender.live_model import LiveModel, ServingModel
+from recommender.ports import Cache, IndexUnavailableError, ModelMismatchError, VectorIndex
 from recommender.service import NoTelemetry, RecommendationService
 from recommender.settings import ServiceSettings
 
+log = logging.getLogger(__name__)
+
 RETRY_BUILD_AFTER_SECONDS = 10.0
+_MODEL_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
 
 class CompositionError(RuntimeError):
@@ -34,21 +44,50 @@ class CompositionError(RuntimeError):
 @dataclass
 class Container:
     settings: ServiceSettings
-    bundle: Bundle
     service: RecommendationService
     telemetry: Any
     """``EmfTelemetry`` when metrics are enabled, else ``None``."""
     tracing: Any
     """``recommender.observability.Tracing``."""
 
+    @property
+    def bundle(self) -> Bundle | None:
+        """The bundle of the serving model (``None`` with a bundle root before one is loaded)."""
+        model = self.service.models.current()
+        return None if model is None else model.bundle
 
-def load_bundle(settings: ServiceSettings, files: list[str] | None = None) -> Bundle:
-    """Open the configured bundle; an ``s3://`` one is downloaded (only ``files`` when given)."""
-    if settings.bundle.startswith("s3://"):
+
+def load_bundle(settings: ServiceSettings, files: list[str] | None = None, location: str | None = None) -> Bundle:
+    """Open the configured bundle (or ``location``); an ``s3://`` one is downloaded (only ``files`` when given)."""
+    location = location or settings.bundle
+    if location.startswith("s3://"):
         from recommender.s3_bundle import fetch_bundle
 
-        return open_bundle(fetch_bundle(settings.bundle, cache_dir=settings.bundle_cache_dir, files=files))
-    return open_bundle(settings.bundle)
+        return open_bundle(fetch_bundle(location, cache_dir=settings.bundle_cache_dir, files=files))
+    return open_bundle(location)
+
+
+def bundle_location(settings: ServiceSettings, model_version: str) -> str:
+    """``<root><model_version>`` under the bundle root ``RECS_BUNDLE``; the version must be one folder name."""
+    if not _MODEL_FOLDER.match(model_version) or ".." in model_version:
+        raise BundleError(f"the index's model version {model_version!r} is not a bundle folder name")
+    return f"{settings.bundle}{model_version}"
+
+
+def load_serving_model(settings: ServiceSettings, model_version: str) -> ServingModel:
+    """The user tower of ``<root><model_version>/`` (manifest and tower only; the catalog later, for the
+    popularity fallback). Raises ``BundleError``, also when the manifest names another model."""
+    location = bundle_location(settings, model_version)
+    bundle = load_bundle(settings, files=[MANIFEST, USER_TOWER], location=location)
+    if bundle.model_version != model_version:
+        raise BundleError(f"{location}: its manifest says model {bundle.model_version!r}, not {model_version!r}")
+    tower = bundle.user_tower
+    fallback = None
+    if settings.opensearch_url and settings.index_fallback == "popular":
+        def fallback() -> VectorIndex:
+            return _popularity_fallback(settings, bundle, location)
+
+    return ServingModel(model_version, tower, bundle, fallback)
 
 
 def redis_password(settings: ServiceSettings) -> str | None:
@@ -71,7 +110,9 @@ def redis_password(settings: ServiceSettings) -> str | None:
     return raw
 
 
-def build_index(settings: ServiceSettings, bundle: Bundle) -> VectorIndex:
+def build_index(settings: ServiceSettings, bundle: Bundle | None) -> VectorIndex:
+    """OpenSearch or the embedded store; ``bundle`` is ``None`` for a bundle root (the index follows
+    whatever model the store or the alias serves)."""
     if settings.opensearch_url:
         from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
 
@@ -84,11 +125,16 @@ def build_index(settings: ServiceSettings, bundle: Bundle) -> VectorIndex:
             timeout_seconds=settings.opensearch_timeout_seconds,
             max_retries=settings.opensearch_max_retries,
         )
-        return OpenSearchIndex(client, settings.opensearch_alias, bundle.manifest.space_type)
+        space_type = bundle.manifest.space_type if bundle is not None else "innerproduct"
+        return OpenSearchIndex(client, settings.opensearch_alias, space_type, settings.model_check_seconds)
     from recommender.adapters.numpy_index import NumpyIndex
     from recommender.embedded_store import EmbeddedStore
 
     store = EmbeddedStore(settings.embedded_store) if settings.embedded_store else None
+    if bundle is None:
+        if store is None:
+            raise ValueError("RECS_BUNDLE is a bundle root: it needs RECS_OPENSEARCH_URL or RECS_EMBEDDED_STORE")
+        return NumpyIndex.from_store(store)
     return NumpyIndex.from_bundle(bundle, store)
 
 
@@ -107,52 +153,76 @@ def build_cache(settings: ServiceSettings) -> Cache:
     return MemoryCache(settings.cache_max_entries)
 
 
-def _popularity_fallback(settings: ServiceSettings, bundle: Bundle) -> VectorIndex:
+def _popularity_fallback(settings: ServiceSettings, bundle: Bundle, location: str | None = None) -> VectorIndex:
     """Popular movies from the bundle's catalog, for when OpenSearch cannot answer."""
     import numpy as np
 
     from recommender.adapters.numpy_index import NumpyIndex
 
-    if settings.bundle.startswith("s3://") and not (bundle.path / CATALOG).is_file():
-        bundle = load_bundle(settings, files=[CATALOG])
+    location = location or settings.bundle
+    if location.startswith("s3://") and not (bundle.path / CATALOG).is_file():
+        bundle = load_bundle(settings, files=[CATALOG], location=location)
     catalog = bundle.catalog
     return NumpyIndex.from_arrays(catalog, np.zeros((len(catalog), 0), np.float32), bundle.model_version)
 
 
 def build_container(settings: ServiceSettings) -> Container:
     """Build everything the handler needs; raises ``CompositionError`` naming what failed."""
-    from recommender.bundle import BundleError
     from recommender.embedded_store import EmbeddedStoreError
     from recommender.observability import EmfTelemetry, Tracing, tracing_wanted
 
+    popular_fallback = bool(settings.opensearch_url) and settings.index_fallback == "popular"
     try:
-        # With OpenSearch the function needs only the user tower (and the catalog, lazily, for the
-        # fallback); the embedded index needs the vectors too.
-        files = [MANIFEST, USER_TOWER] if settings.opensearch_url else None
-        bundle = load_bundle(settings, files=files)
-        tower = bundle.user_tower  # verifies the hash and shapes now, not on the first request
-        index = build_index(settings, bundle)
-        if not settings.opensearch_url:
-            index.generation()  # loads (and verifies) the embedded vectors now
+        if settings.bundle_is_root:
+            index = build_index(settings, None)
+            models = LiveModel(
+                index, loader=lambda version: load_serving_model(settings, version),
+                retry_after_seconds=RETRY_BUILD_AFTER_SECONDS,
+            )
+        else:
+            # With OpenSearch the function needs only the user tower (and the catalog, lazily, for the
+            # fallback); the embedded index needs the vectors too.
+            files = [MANIFEST, USER_TOWER] if settings.opensearch_url else None
+            bundle = load_bundle(settings, files=files)
+            tower = bundle.user_tower  # verifies the hash and shapes now, not on the first request
+            index = build_index(settings, bundle)
+            if not settings.opensearch_url:
+                index.generation()  # loads (and verifies) the embedded vectors now
+            fallback = None
+            if popular_fallback:
+                def fallback() -> VectorIndex:
+                    return _popularity_fallback(settings, bundle)
+
+            models = LiveModel(index, fixed=ServingModel(bundle.model_version, tower, bundle, fallback))
         cache = build_cache(settings)
     except (BundleError, EmbeddedStoreError, OSError, ValueError) as exc:
+        if settings.bundle_is_root is False and isinstance(exc, BundleError) and _holds_bundles(settings.bundle):
+            exc = BundleError(f"{exc} ({settings.bundle} holds bundles in subfolders: end RECS_BUNDLE with '/' "
+                              "to serve the one of the live index's model)")
         raise CompositionError(str(exc)) from exc
+    if settings.bundle_is_root:
+        try:  # load the live model's user tower now rather than on the first request
+            models.resolve()
+        except (IndexUnavailableError, ModelMismatchError) as exc:
+            log.warning("no model to serve yet (%s); every request tries again", exc)
     telemetry = EmfTelemetry(settings.metrics_namespace, settings.service_name) if settings.metrics_enabled else None
-    fallback = None
-    if settings.opensearch_url and settings.index_fallback == "popular":
-        def fallback() -> VectorIndex:
-            return _popularity_fallback(settings, bundle)
-
     service = RecommendationService(
-        model_version=bundle.model_version,
-        user_tower=tower,
         index=index,
         cache=cache,
+        models=models,
         cache_ttl_seconds=settings.cache_ttl_seconds,
-        fallback=fallback,
+        popular_fallback=popular_fallback,
         telemetry=telemetry if telemetry is not None else NoTelemetry(),
     )
-    return Container(settings, bundle, service, telemetry, Tracing(tracing_wanted()))
+    return Container(settings, service, telemetry, Tracing(tracing_wanted()))
+
+
+def _holds_bundles(path: str) -> bool:
+    """A local directory without a manifest whose subfolders have one (a bundle root without its '/')."""
+    if path.startswith("s3://"):
+        return False
+    root = Path(path)
+    return root.is_dir() and not (root / MANIFEST).exists() and any(root.glob(f"*/{MANIFEST}"))
 
 
 _lock = threading.Lock()

@@ -240,7 +240,8 @@ def serve(bundle: str | None = None, *, host: str = "127.0.0.1", port: int = 808
     container = server.container
     index = container.service.index.kind
     cache = container.service.cache.kind
-    print(f"Serving model {container.bundle.model_version} on {server.url} (index: {index}, cache: {cache})")
+    model = container.service.model_version or "of the live index (none yet)"
+    print(f"Serving model {model} on {server.url} (index: {index}, cache: {cache})")
     print(f"  OpenAPI: {server.url}/openapi.json    health: {server.url}/health")
     print("  Try:")
     print(f"  {server.curl_example()}", flush=True)

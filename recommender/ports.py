@@ -24,6 +24,22 @@ class CacheUnavailableError(Exception):
     """The cache cannot answer; callers serve uncached."""
 
 
+class ModelMismatchError(Exception):
+    """The index serves vectors of another model than the user tower that would query it.
+
+    ``serving``: the model of the user tower (``None`` when none is loaded); ``index``: the model
+    whose vectors the live index holds (``None`` when it records none). Never compare a user vector
+    with item vectors of another model: callers answer 503 or the popularity fallback instead.
+    """
+
+    def __init__(self, serving: str | None, index: str | None, reason: str = "") -> None:
+        self.serving = serving
+        self.index = index
+        self.reason = reason
+        message = f"the index serves model {index!r}, the user tower is model {serving!r}"
+        super().__init__(f"{message}: {reason}" if reason else message)
+
+
 @dataclass(frozen=True)
 class Filters:
     """Catalog filters, applied inside the k-NN query (never after it).
@@ -92,10 +108,15 @@ class VectorIndex(Protocol):
     kind: str
 
     def search(
-        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()
+        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = (),
+        *, model_version: str | None = None,
     ) -> list[Hit]:
         """The ``k`` best movies that pass ``filters`` and are not in ``exclude_ids``, best first
-        (fewer only when fewer qualify). Raises ``IndexUnavailableError``."""
+        (fewer only when fewer qualify). Raises ``IndexUnavailableError``.
+
+        With ``model_version``, the answer is guaranteed to come from vectors of that model (checked
+        on the answer itself, so an alias swap between two calls is caught): otherwise
+        ``ModelMismatchError``."""
         ...
 
     def popular(self, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()) -> list[Hit]:
@@ -106,8 +127,8 @@ class VectorIndex(Protocol):
         """One movie, or ``None`` when the index does not have it."""
         ...
 
-    def vector(self, movie_id: int) -> np.ndarray | None:
-        """A movie's stored vector, or ``None``."""
+    def vector(self, movie_id: int, *, model_version: str | None = None) -> np.ndarray | None:
+        """A movie's stored vector, or ``None``; ``model_version`` as in ``search``."""
         ...
 
     def existing(self, movie_ids: Collection[int]) -> set[int]:
@@ -116,6 +137,12 @@ class VectorIndex(Protocol):
 
     def generation(self) -> int:
         """The catalog generation this index knows of (0 when it does not track one)."""
+        ...
+
+    def model_version(self) -> str | None:
+        """The model whose vectors the index serves now (OpenSearch: ``_meta.model_version`` of the
+        alias' index, re-read at most every few seconds; embedded: the snapshot's), ``None`` when the
+        index does not record one. Raises ``IndexUnavailableError``."""
         ...
 
     def status(self) -> BackendStatus:

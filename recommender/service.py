@@ -15,8 +15,14 @@ Rules it implements (documented in the README's "The API"):
 - No usable history -> the most popular movies under the same filters (``strategy: popular``).
 - Index unreachable -> ``IndexUnavailableError``, or with the ``popular`` fallback the bundle's
   popular movies under the same filters, flagged ``fallback: "popular"`` and never cached.
+- A user vector is only compared with movie vectors of its own model: the serving model is resolved
+  against the live index's model per request (``recommender.live_model``) and the search checks it.
+  When no tower of the index's model can serve (a fixed bundle of another model, or the bundle of the
+  new model cannot be loaded) -> ``ModelMismatchError`` (503 ``model_mismatch``), or with the
+  ``popular`` fallback the live catalog's popular movies, flagged ``fallback: "popular"``, never cached.
 - Cache unreachable -> served uncached (logged, counted), never an error.
-- Cache keys: ``recs:cache:<model_version>:<catalog generation>:<sha256 of the request>``.
+- Cache keys: ``recs:cache:<model_version>:<catalog generation>:<sha256 of the request>``, with the
+  model the request was resolved to (and a cached answer of another model is ignored).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from recommender.features import Movie
+from recommender.live_model import LiveModel, ServingModel
 from recommender.ports import (
     NO_FILTERS,
     BackendStatus,
@@ -42,6 +49,7 @@ from recommender.ports import (
     Filters,
     Hit,
     IndexUnavailableError,
+    ModelMismatchError,
     VectorIndex,
 )
 from recommender.towers import UserTower
@@ -153,14 +161,16 @@ class SimilarMovies:
 
 @dataclass(frozen=True)
 class Health:
-    model_version: str
+    model_version: str | None
+    """The model of the serving user tower (``None`` with a bundle root before one is loaded)."""
     index: BackendStatus
     cache: BackendStatus
     fallback: str
+    history_length: int | None = None
 
     @property
     def status(self) -> str:
-        """``ok``; ``degraded`` (cache down, or index down with a fallback); ``unavailable``."""
+        """``ok``; ``degraded`` (cache down, or index down / of another model with a fallback); ``unavailable``."""
         if self.index.ok and self.cache.ok:
             return "ok"
         if self.index.ok or self.fallback != "none":
@@ -169,28 +179,51 @@ class Health:
 
 
 class RecommendationService:
-    """The API's work, on a user tower, a vector index and a cache."""
+    """The API's work, on a user tower, a vector index and a cache.
+
+    The user tower comes from ``models`` (``recommender.live_model.LiveModel``), resolved against the
+    live index's model for every request: a user vector is only ever compared with movie vectors of
+    its own model. ``model_version`` + ``user_tower`` (+ ``fallback``) is the short form for one fixed
+    model. ``popular_fallback`` (default: whether ``fallback`` is given) says whether a request that
+    cannot be served personalized (index down, or of another model) gets popular movies, flagged.
+    """
 
     def __init__(
         self,
         *,
-        model_version: str,
-        user_tower: UserTower,
         index: VectorIndex,
         cache: Cache,
+        model_version: str | None = None,
+        user_tower: UserTower | None = None,
+        models: LiveModel | None = None,
         cache_ttl_seconds: int = 300,
         fallback: Callable[[], VectorIndex] | None = None,
+        popular_fallback: bool | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self.model_version = model_version
-        self.tower = user_tower
+        if models is None:
+            if model_version is None or user_tower is None:
+                raise ValueError("give model_version and user_tower, or models")
+            models = LiveModel(index, fixed=ServingModel(model_version, user_tower, fallback=fallback))
+        self.models = models
         self.index = index
         self.cache = cache
         self.cache_ttl_seconds = cache_ttl_seconds
-        self._fallback_factory = fallback
-        self._fallback: VectorIndex | None = None
+        self._popular_fallback = (fallback is not None) if popular_fallback is None else popular_fallback
+        self._fallbacks: dict[str, VectorIndex] = {}
         self._fallback_lock = threading.Lock()
         self.telemetry: Telemetry = telemetry or NoTelemetry()
+
+    @property
+    def model_version(self) -> str | None:
+        """The serving model's version (``None`` before a bundle root has loaded one)."""
+        model = self.models.current()
+        return None if model is None else model.version
+
+    @property
+    def tower(self) -> UserTower | None:
+        model = self.models.current()
+        return None if model is None else model.tower
 
     # -- helpers ------------------------------------------------------------------
     @contextmanager
@@ -232,64 +265,115 @@ class RecommendationService:
         except CacheUnavailableError as exc:
             self._cache_failed(exc)
 
-    def cache_key(self, generation: int, fingerprint: str) -> str:
-        return f"{CACHE_KEY_PREFIX}{self.model_version}:{generation}:{fingerprint}"
+    def cache_key(self, generation: int, fingerprint: str, model_version: str | None = None) -> str:
+        """``recs:cache:<model>:<generation>:<fingerprint>``; the model defaults to the serving one."""
+        model = model_version if model_version is not None else self.model_version
+        return f"{CACHE_KEY_PREFIX}{model}:{generation}:{fingerprint}"
 
-    def _fallback_index(self) -> VectorIndex | None:
-        if self._fallback_factory is None:
+    def _fallback_index(self, model: ServingModel | None) -> VectorIndex | None:
+        if not self._popular_fallback or model is None or model.fallback is None:
             return None
         with self._fallback_lock:
-            if self._fallback is None:
-                self._fallback = self._fallback_factory()
-            return self._fallback
+            index = self._fallbacks.get(model.version)
+            if index is None:
+                index = self._fallbacks[model.version] = model.fallback()
+            return index
+
+    def _fallback_answer(
+        self, query: RecommendationQuery, exc: IndexUnavailableError, model: ServingModel | None
+    ) -> Recommendations:
+        """The bundle's popular movies under the query's filters, flagged; re-raises without a fallback."""
+        fallback = self._fallback_index(model)
+        if fallback is None or model is None:
+            raise exc
+        log.warning("vector index unavailable, serving the popularity fallback: %s", exc)
+        self.telemetry.count("Fallbacks")
+        seen = {h.movie_id for h in query.history} if query.exclude_seen else set()
+        return Recommendations(
+            model_version=model.version,
+            items=fallback.popular(query.k, query.filters, seen),
+            strategy="popular",
+            ignored_movie_ids=[],
+            history_used=0,
+            fallback="popular",
+        )
+
+    def _mismatch_answer(self, query: RecommendationQuery, exc: ModelMismatchError) -> Recommendations:
+        """No tower of the index's model: popular movies of the live catalog (no vectors involved),
+        flagged, or ``ModelMismatchError`` (503) without the popularity fallback. Never cached."""
+        log.error("not serving the user tower against another model's vectors: %s", exc)
+        self.telemetry.count("ModelMismatches")
+        if not self._popular_fallback:
+            raise exc
+        seen = {h.movie_id for h in query.history} if query.exclude_seen else set()
+        try:
+            items = self.index.popular(query.k, query.filters, seen)
+        except IndexUnavailableError as down:
+            return self._fallback_answer(query, down, self.models.current())
+        return Recommendations(
+            model_version=exc.index or exc.serving or "unknown",
+            items=items,
+            strategy="popular",
+            ignored_movie_ids=[],
+            history_used=0,
+            fallback="popular",
+        )
+
+    def _cached(self, key: str, model_version: str) -> Recommendations | None:
+        with self._timed("CacheLookupTime"):
+            raw = self._cache_get(key)
+        if raw is not None:
+            try:
+                result = Recommendations.from_cache(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
+            else:
+                if result.model_version == model_version:
+                    self.telemetry.count("CacheHits")
+                    return result
+                log.warning("ignoring cache entry %s of model %s", key, result.model_version)
+        self.telemetry.count("CacheMisses")
+        return None
 
     # -- the API's operations ----------------------------------------------------------
     def recommend(self, query: RecommendationQuery) -> Recommendations:
-        generation = self._generation()
-        key = None if generation is None else self.cache_key(generation, query.fingerprint())
-        if key is not None:
-            with self._timed("CacheLookupTime"):
-                raw = self._cache_get(key)
-            if raw is not None:
-                try:
-                    result = Recommendations.from_cache(raw)
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
-                else:
-                    self.telemetry.count("CacheHits")
-                    return result
-            self.telemetry.count("CacheMisses")
-        try:
-            result = self._compute(query)
-        except IndexUnavailableError as exc:
-            fallback = self._fallback_index()
-            if fallback is None:
-                raise
-            log.warning("vector index unavailable, serving the popularity fallback: %s", exc)
-            self.telemetry.count("Fallbacks")
-            history = query.ordered_history()
-            seen = {h.movie_id for h in history} if query.exclude_seen else set()
-            return Recommendations(
-                model_version=self.model_version,
-                items=fallback.popular(query.k, query.filters, seen),
-                strategy="popular",
-                ignored_movie_ids=[],
-                history_used=0,
-                fallback="popular",
-            )
-        if key is not None:
-            self._cache_set(key, result.to_cache())
-        return result
+        for attempt in range(2):
+            try:
+                model = self.models.resolve()
+            except IndexUnavailableError as exc:
+                return self._fallback_answer(query, exc, self.models.current())
+            except ModelMismatchError as exc:
+                return self._mismatch_answer(query, exc)
+            generation = self._generation()
+            key = None if generation is None else self.cache_key(generation, query.fingerprint(), model.version)
+            if key is not None:
+                cached = self._cached(key, model.version)
+                if cached is not None:
+                    return cached
+            try:
+                result = self._compute(query, model)
+            except IndexUnavailableError as exc:
+                return self._fallback_answer(query, exc, model)
+            except ModelMismatchError as exc:
+                if attempt == 0:  # the alias moved between resolving the model and searching
+                    log.warning("the index changed model during a request (%s); resolving it again", exc)
+                    continue
+                return self._mismatch_answer(query, exc)
+            if key is not None:
+                self._cache_set(key, result.to_cache())
+            return result
+        raise AssertionError("unreachable")
 
-    def _compute(self, query: RecommendationQuery) -> Recommendations:
+    def _compute(self, query: RecommendationQuery, model: ServingModel) -> Recommendations:
+        tower = model.tower
         history = query.ordered_history()
         ids = list(dict.fromkeys(h.movie_id for h in history))
-        untrained = [i for i in ids if not self.tower.knows(i)]
+        untrained = [i for i in ids if not tower.knows(i)]
         in_index = self.index.existing(untrained) if untrained else set()
         ignored = sorted(set(untrained) - in_index)
         ignored_set = set(ignored)
         usable = [h for h in history if h.movie_id not in ignored_set]
-        tail = usable[-self.tower.history_length :] if usable else []
+        tail = usable[-tower.history_length :] if usable else []
         seen = {h.movie_id for h in usable} if query.exclude_seen else set()
         if not tail:
             with self._timed("KnnTime"):
@@ -297,12 +381,12 @@ class RecommendationService:
             strategy = "popular"
         else:
             with self._timed("TowerTime"):
-                vector = self.tower.encode([(h.movie_id, h.rating) for h in tail])
+                vector = tower.encode([(h.movie_id, h.rating) for h in tail])
             with self._timed("KnnTime"):
-                items = self.index.search(vector, query.k, query.filters, seen)
+                items = self.index.search(vector, query.k, query.filters, seen, model_version=model.version)
             strategy = "personalized"
         return Recommendations(
-            model_version=self.model_version,
+            model_version=model.version,
             items=items,
             strategy=strategy,
             ignored_movie_ids=ignored,
@@ -319,42 +403,68 @@ class RecommendationService:
         """Movies nearest to ``movie_id`` by the content+collaborative part of the item vectors.
 
         The popularity column of the query is zeroed, so the score is the cosine similarity of the
-        normalised item-tower outputs (popular movies do not crowd out similar ones).
+        normalised item-tower outputs (popular movies do not crowd out similar ones). Only the index's
+        vectors are involved (no user tower), so the answer names the index's model, and the query
+        vector and the searched vectors are checked to be of that one model.
         """
-        generation = self._generation()
-        key = None if generation is None else self.cache_key(generation, f"similar:{movie_id}:{k}")
-        if key is not None:
-            raw = self._cache_get(key)
-            if raw is not None:
-                try:
-                    payload = json.loads(raw)
-                    self.telemetry.count("CacheHits")
-                    return SimilarMovies(
-                        self.model_version,
-                        Movie.from_dict(payload["movie"]),
-                        [Hit(Movie.from_dict(m), float(s)) for m, s in payload["items"]],
-                        cached=True,
-                    )
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
-            self.telemetry.count("CacheMisses")
-        movie = self.movie(movie_id)
-        vector = self.index.vector(movie_id)
-        if vector is None:
-            raise MovieNotFoundError(movie_id)
-        query = np.array(vector, dtype=np.float32)
-        query[-1] = 0.0
-        with self._timed("KnnTime"):
-            items = self.index.search(query, k, NO_FILTERS, {movie_id})
-        result = SimilarMovies(self.model_version, movie, items)
-        if key is not None:
-            payload = {"movie": movie.to_dict(), "items": [[h.movie.to_dict(), h.score] for h in items]}
-            self._cache_set(key, json.dumps(payload, separators=(",", ":")).encode())
-        return result
+        for attempt in range(2):
+            live = self.index.model_version()
+            version = live or self.model_version or "unknown"
+            generation = self._generation()
+            key = None if generation is None else self.cache_key(generation, f"similar:{movie_id}:{k}", version)
+            if key is not None:
+                raw = self._cache_get(key)
+                if raw is not None:
+                    try:
+                        payload = json.loads(raw)
+                        self.telemetry.count("CacheHits")
+                        return SimilarMovies(
+                            version,
+                            Movie.from_dict(payload["movie"]),
+                            [Hit(Movie.from_dict(m), float(s)) for m, s in payload["items"]],
+                            cached=True,
+                        )
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
+                self.telemetry.count("CacheMisses")
+            movie = self.movie(movie_id)
+            try:
+                vector = self.index.vector(movie_id, model_version=live)
+                if vector is None:
+                    raise MovieNotFoundError(movie_id)
+                query = np.array(vector, dtype=np.float32)
+                query[-1] = 0.0
+                with self._timed("KnnTime"):
+                    items = self.index.search(query, k, NO_FILTERS, {movie_id}, model_version=live)
+            except ModelMismatchError:
+                if attempt == 0:
+                    continue
+                raise
+            result = SimilarMovies(version, movie, items)
+            if key is not None:
+                payload = {"movie": movie.to_dict(), "items": [[h.movie.to_dict(), h.score] for h in items]}
+                self._cache_set(key, json.dumps(payload, separators=(",", ":")).encode())
+            return result
+        raise AssertionError("unreachable")
 
     def health(self) -> Health:
-        fallback = "none" if self._fallback_factory is None else "popular"
-        return Health(self.model_version, self.index.status(), self.cache.status(), fallback)
+        """Backends and model; a user tower of another model than the index's makes the index not ok."""
+        index = self.index.status()
+        try:
+            self.models.resolve()  # with a bundle root this also switches to the index's model
+        except ModelMismatchError as exc:
+            info = {**index.info, "model_version": exc.index, "serving_model_version": exc.serving}
+            index = BackendStatus(index.kind, False, str(exc), info)
+        except IndexUnavailableError:
+            pass  # the index status already says why
+        model = self.models.current()
+        return Health(
+            model.version if model else None,
+            index,
+            self.cache.status(),
+            "popular" if self._popular_fallback else "none",
+            model.tower.history_length if model else None,
+        )
 
 
 def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:

@@ -45,7 +45,9 @@ class ServiceSettings:
     """Everything the API needs to build its bundle, index, cache and telemetry."""
 
     bundle: str = DEFAULT_BUNDLE
-    """Local bundle directory or ``s3://bucket/prefix``."""
+    """Local bundle directory or ``s3://bucket/prefix``: one fixed bundle. Ending in ``/`` it is a bundle
+    ROOT (``s3://bucket/bundles/``, ``artifacts/bundles/``): the bundle served is ``<root><model version
+    of the live index>/``, and a refresh to another model switches the user tower with it."""
     embedded_store: str = DEFAULT_EMBEDDED_STORE
     """The embedded store directory read by ``NumpyIndex`` (falls back to the bundle's vectors)."""
     opensearch_url: str | None = None
@@ -57,6 +59,9 @@ class ServiceSettings:
     opensearch_max_retries: int = 1
     opensearch_service: str | None = None
     """SigV4 service name: ``es`` (managed domains) or ``aoss`` (serverless); guessed from the host."""
+    model_check_seconds: float = 10.0
+    """How long the live index's model version (OpenSearch ``_meta.model_version``) is trusted before
+    it is read again; every search also checks the model of the index its answer came from."""
     aws_region: str | None = None
     redis_url: str | None = None
     """``redis://`` or ``rediss://`` URL; unset selects the in-process LRU cache."""
@@ -123,13 +128,18 @@ class ServiceSettings:
         for name in ("opensearch_timeout_seconds", "redis_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
-        for name in ("opensearch_max_retries", "redis_retry_after_seconds", "cache_ttl_seconds"):
+        for name in ("opensearch_max_retries", "redis_retry_after_seconds", "cache_ttl_seconds", "model_check_seconds"):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         if self.cache_max_entries < 1:
             raise bad("cache_max_entries", "must be at least 1")
         if not 1024 <= self.max_body_bytes <= 10 * 1024 * 1024:
             raise bad("max_body_bytes", "must be between 1024 and 10485760 (API Gateway's own limit)")
+
+    @property
+    def bundle_is_root(self) -> bool:
+        """``RECS_BUNDLE`` ends in ``/``: a root of versioned bundles, followed to the index's model."""
+        return self.bundle.endswith("/")
 
     @property
     def uses_opensearch(self) -> bool:

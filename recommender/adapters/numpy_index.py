@@ -1,9 +1,11 @@
 """``NumpyIndex``: exact top-k by inner product over a float32 matrix, the embedded vector index.
 
 It reads the published snapshot of the embedded store (``recs index rebuild --target embedded``)
-and follows its alias, so a local refresh is picked up on the next request. Before anything has
-been published, or when the store holds vectors of another model, it serves the bundle's own
-catalog and vectors. A store that turns unreadable after a good snapshot keeps the good one.
+and follows its alias, so a local refresh is picked up on the next request. Built for one bundle
+(``from_bundle``), it serves the bundle's own catalog and vectors before anything has been published
+or when the store holds vectors of another model; built for a bundle root (``from_store``), it
+follows the store whatever its model (the service loads the matching user tower). A store that
+turns unreadable after a good snapshot keeps the good one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from recommender.bundle import CATALOG, MOVIE_VECTORS, Bundle, BundleError
 from recommender.embedded_store import ALIAS_FILE, EmbeddedStore, EmbeddedStoreError
 from recommender.features import Movie
-from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit
+from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError, ModelMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +197,24 @@ class NumpyIndex:
         source = _BundleOrStore(bundle, store)
         return cls(source, source.describe)
 
+    @classmethod
+    def from_store(cls, store: EmbeddedStore) -> NumpyIndex:
+        """The store's published snapshot, whatever its model (``IndexUnavailableError`` before one is)."""
+        source = _BundleOrStore(None, store)
+        return cls(source, source.describe)
+
+    @staticmethod
+    def _check_model(data: _Prepared, model_version: str | None) -> None:
+        if model_version is not None and data.model_version != model_version:
+            raise ModelMismatchError(model_version, data.model_version, f"the embedded index is {data.label}")
+
     # -- the port ---------------------------------------------------------------------
     def search(
-        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()
+        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = (),
+        *, model_version: str | None = None,
     ) -> list[Hit]:
         data = self._source()
+        self._check_model(data, model_version)
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != data.vectors.shape[1]:
             raise ValueError(f"query has {query.shape[0]} values, the index {data.vectors.shape[1]}")
@@ -226,8 +241,9 @@ class NumpyIndex:
         rows = data.rows_of([movie_id])
         return data.catalog[int(rows[0])] if rows.size else None
 
-    def vector(self, movie_id: int) -> np.ndarray | None:
+    def vector(self, movie_id: int, *, model_version: str | None = None) -> np.ndarray | None:
         data = self._source()
+        self._check_model(data, model_version)
         rows = data.rows_of([movie_id])
         return data.vectors[int(rows[0])].copy() if rows.size else None
 
@@ -237,6 +253,9 @@ class NumpyIndex:
 
     def generation(self) -> int:
         return self._source().generation
+
+    def model_version(self) -> str | None:
+        return self._source().model_version
 
     def status(self) -> BackendStatus:
         try:
@@ -254,9 +273,13 @@ class NumpyIndex:
 
 
 class _BundleOrStore:
-    """Picks the snapshot ``NumpyIndex`` serves; thread-safe, re-checks the store's alias per call."""
+    """Picks the snapshot ``NumpyIndex`` serves; thread-safe, re-checks the store's alias per call.
 
-    def __init__(self, bundle: Bundle, store: EmbeddedStore | None) -> None:
+    Without a bundle (a bundle root) there is nothing to fall back on: before a snapshot is
+    published, or when the first one is unreadable, it raises ``IndexUnavailableError``.
+    """
+
+    def __init__(self, bundle: Bundle | None, store: EmbeddedStore | None) -> None:
         self._bundle = bundle
         self._store = store
         self._lock = threading.Lock()
@@ -281,6 +304,8 @@ class _BundleOrStore:
     def _from_bundle(self) -> _Prepared:
         if self._bundle_data is None:
             bundle = self._bundle
+            if bundle is None:
+                raise IndexUnavailableError(self._note or "the embedded store has no published index")
             catalog_path = bundle.file(CATALOG)  # size and sha256 checked
             try:
                 rows = json.loads(catalog_path.read_text(encoding="utf-8"))
@@ -302,9 +327,12 @@ class _BundleOrStore:
         stamp = self._alias_stamp()
         with self._lock:
             if self._store is None or stamp is None:
-                self._note = (
-                    "" if self._store is None else f"nothing published in {self._store.root}; serving the bundle"
-                )
+                if self._store is None:
+                    self._note = ""
+                elif self._bundle is None:
+                    self._note = f"nothing published in {self._store.root} (run `recs index rebuild`)"
+                else:
+                    self._note = f"nothing published in {self._store.root}; serving the bundle"
                 return self._from_bundle()
             if stamp == self._failed_stamp:
                 return self._store_data or self._from_bundle()
@@ -312,11 +340,11 @@ class _BundleOrStore:
                 snapshot = self._store.current()
             except EmbeddedStoreError as exc:
                 self._failed_stamp = stamp
-                kept = "the previous snapshot" if self._store_data else "the bundle"
+                kept = "the previous snapshot" if self._store_data else "the bundle" if self._bundle else "nothing"
                 self._note = f"embedded store unreadable ({exc}); serving {kept}"
                 log.warning(self._note)
                 return self._store_data or self._from_bundle()
-            if snapshot.model_version != self._bundle.model_version:
+            if self._bundle is not None and snapshot.model_version != self._bundle.model_version:
                 self._failed_stamp = stamp
                 self._note = (
                     f"embedded store holds model {snapshot.model_version}, the bundle is "

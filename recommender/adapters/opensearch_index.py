@@ -10,22 +10,32 @@
   ``aoss`` for serverless), HTTP basic auth when a user name is given, none otherwise.
 - Timeouts and bounded retries from the settings; every transport failure becomes
   ``IndexUnavailableError`` so the API can answer 503 or fall back.
+- The model of the live vectors: ``_meta.model_version`` of the index behind the alias, re-read at
+  most every ``model_check_seconds`` (no extra round trip per request). A search or vector read that
+  names the model it expects checks the ``_index`` of its own answer (each concrete index's model is
+  read once and remembered: an index never changes model), so a swap between the cached read and
+  the search is caught too (``ModelMismatchError``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
 
 from recommender.features import Movie
-from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError
+from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError, ModelMismatchError
 
 log = logging.getLogger(__name__)
 
 SOURCE_EXCLUDES = ["embedding"]
+MODEL_CHECK_SECONDS = 10.0
+"""Default: how long the alias' model version is trusted before it is read again."""
+_KNOWN_INDICES_MAX = 64
 
 
 def innerproduct_from_score(score: float) -> float:
@@ -129,10 +139,19 @@ class OpenSearchIndex:
 
     kind = "opensearch"
 
-    def __init__(self, client: Any, alias: str = "movies", space_type: str = "innerproduct") -> None:
+    def __init__(
+        self, client: Any, alias: str = "movies", space_type: str = "innerproduct",
+        model_check_seconds: float = MODEL_CHECK_SECONDS,
+    ) -> None:
         self._client = client
         self.alias = alias
         self._to_similarity = _SCORE_MAPS.get(space_type, lambda s: s)
+        self._model_check_seconds = model_check_seconds
+        self._model_lock = threading.Lock()
+        self._live: tuple[float, str | None] | None = None
+        """(monotonic time read, model version) of the alias' index."""
+        self._index_models: dict[str, str | None] = {}
+        """Concrete index name -> its ``_meta.model_version`` (fixed for the life of an index)."""
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         from opensearchpy.exceptions import NotFoundError, TransportError
@@ -163,10 +182,14 @@ class OpenSearchIndex:
         return out
 
     def search(
-        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = ()
+        self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection[int] = (),
+        *, model_version: str | None = None,
     ) -> list[Hit]:
         body = knn_query(vector, k, filters, exclude_ids)
         response = self._call("k-NN search", lambda: self._client.search(index=self.alias, body=body))
+        if model_version is not None:
+            hit_list = response.get("hits", {}).get("hits", [])
+            self._check_model({str(h["_index"]) for h in hit_list if h.get("_index")}, model_version)
         hits = self._hits(response, by_popularity=False)
         hits.sort(key=lambda h: (-h.score, h.movie.movie_id))
         return hits[:k]
@@ -176,7 +199,7 @@ class OpenSearchIndex:
         response = self._call("popularity search", lambda: self._client.search(index=self.alias, body=body))
         return self._hits(response, by_popularity=True)[:k]
 
-    def _get_source(self, movie_id: int, **params: Any) -> dict[str, Any] | None:
+    def _get_doc(self, movie_id: int, **params: Any) -> dict[str, Any] | None:
         from opensearchpy.exceptions import NotFoundError
 
         try:
@@ -185,14 +208,17 @@ class OpenSearchIndex:
             return None
         if not doc.get("found", True):
             return None
-        return doc.get("_source")
+        return doc
 
     def get(self, movie_id: int) -> Movie | None:
-        source = self._get_source(movie_id, _source_excludes=SOURCE_EXCLUDES)
-        return None if source is None else self._movie(source)
+        doc = self._get_doc(movie_id, _source_excludes=SOURCE_EXCLUDES)
+        return None if doc is None or doc.get("_source") is None else self._movie(doc["_source"])
 
-    def vector(self, movie_id: int) -> np.ndarray | None:
-        source = self._get_source(movie_id, _source_includes=["embedding"])
+    def vector(self, movie_id: int, *, model_version: str | None = None) -> np.ndarray | None:
+        doc = self._get_doc(movie_id, _source_includes=["embedding"])
+        if doc is not None and model_version is not None and doc.get("_index"):
+            self._check_model({str(doc["_index"])}, model_version)
+        source = None if doc is None else doc.get("_source")
         if source is None or "embedding" not in source:
             return None
         return np.asarray(source["embedding"], dtype=np.float32)
@@ -207,6 +233,46 @@ class OpenSearchIndex:
 
     def generation(self) -> int:
         return 0  # the shared generation lives in Redis (the indexer bumps it there)
+
+    # -- the model of the live vectors ----------------------------------------------------
+    def _read_models(self, name: str) -> dict[str, str | None]:
+        """``{concrete index: _meta.model_version}`` of ``name`` (the alias, or one index)."""
+        mappings = self._call("mapping", lambda: self._client.indices.get_mapping(index=name))
+        found: dict[str, str | None] = {}
+        for index, body in (mappings or {}).items():
+            meta = ((body or {}).get("mappings") or {}).get("_meta") or {}
+            version = meta.get("model_version")
+            found[str(index)] = None if version is None else str(version)
+        with self._model_lock:
+            if len(self._index_models) + len(found) > _KNOWN_INDICES_MAX:
+                self._index_models.clear()
+            self._index_models.update(found)
+        return found
+
+    def model_version(self) -> str | None:
+        live = self._live
+        now = time.monotonic()
+        if live is not None and now - live[0] < self._model_check_seconds:
+            return live[1]
+        versions = set(self._read_models(self.alias).values())
+        if len(versions) > 1:
+            shown = ", ".join(sorted(str(v) for v in versions))
+            raise IndexUnavailableError(f"the alias {self.alias!r} spans indices of different models ({shown})")
+        version = versions.pop() if versions else None
+        self._live = (now, version)
+        return version
+
+    def _check_model(self, indices: set[str], expected: str) -> None:
+        """Raise ``ModelMismatchError`` unless every index an answer came from holds model ``expected``."""
+        for name in indices:
+            with self._model_lock:
+                known = name in self._index_models
+                version = self._index_models.get(name)
+            if not known:
+                version = self._read_models(name).get(name)
+            if version is not None and version != expected:
+                self._live = None  # the alias moved: read it again at the next model_version()
+                raise ModelMismatchError(expected, version, f"the alias {self.alias!r} now points at {name}")
 
     def status(self) -> BackendStatus:
         info: dict[str, Any] = {"alias": self.alias}
