@@ -12,7 +12,6 @@ AZ instead), an arm64 Lambda with one provisioned instance. README "Deploy to AW
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -23,11 +22,6 @@ import constructs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the Docker build context of the indexer image and the home of ``build/``."""
-
-LOCAL_BUNDLE_MANIFEST = REPO_ROOT / "artifacts" / "bundle" / "manifest.json"
-"""Where ``modelVersion`` is read from when the context does not give it (the bundle ``recs train`` wrote)."""
-
-UNSET_MODEL_VERSION = "unset"
 
 API_AUTH_MODES = ("apiKey", "iam")
 LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
@@ -78,9 +72,11 @@ class InfraSettings:
     """CPU architecture of the indexer image; the image is built by Docker on the deploying machine."""
 
     # --- recommender (Lambda)
-    model_version: str = UNSET_MODEL_VERSION
-    """Bundle the Lambda serves: ``RECS_BUNDLE=s3://<bucket>/bundles/<modelVersion>``. Default: the
-    ``model_version`` of ``artifacts/bundle/manifest.json`` if that file exists, else ``unset``."""
+    model_version: str | None = None
+    """Optional pin. Unset (the default): ``RECS_BUNDLE=s3://<bucket>/bundles/``, the bundle ROOT: the function
+    serves the bundle of whatever model the live index holds and follows a retrain without a redeploy. Set:
+    ``RECS_BUNDLE=s3://<bucket>/bundles/<modelVersion>``, that one model only; while the index holds another,
+    recommendations are the flagged popularity fallback (never the pinned tower against other vectors)."""
     lambda_architecture: str = "arm64"
     """Graviton (arm64) is about 20% cheaper per GB-second; the asset is built for either without Docker."""
     lambda_memory_mib: int = 1024
@@ -143,8 +139,6 @@ class InfraSettings:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise InfraConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        if "model_version" not in values:
-            values["model_version"] = local_model_version() or UNSET_MODEL_VERSION
         settings = cls(**values)
         settings.validate()
         return settings
@@ -186,7 +180,7 @@ class InfraSettings:
         check(self.indexer_cpu in (256, 512, 1024, 2048, 4096), "indexer_cpu", "a Fargate CPU size")
         check(512 <= self.indexer_memory_mib <= 30720, "indexer_memory_mib", "between 512 and 30720")
         check(self.indexer_architecture in LAMBDA_ARCHITECTURES, "indexer_architecture", "arm64 or x86_64")
-        check(bool(_MODEL_VERSION_RE.match(self.model_version)), "model_version",
+        check(self.model_version is None or bool(_MODEL_VERSION_RE.match(self.model_version)), "model_version",
               "letters, digits, '.', '_' or '-' (the folder name under bundles/)")
         check(self.lambda_architecture in LAMBDA_ARCHITECTURES, "lambda_architecture", "arm64 or x86_64")
         check(128 <= self.lambda_memory_mib <= 10240, "lambda_memory_mib", "between 128 and 10240")
@@ -236,10 +230,6 @@ class InfraSettings:
         """Replicas per index the indexer asks for: 0 on a single node (else the cluster stays yellow)."""
         return 0 if self.opensearch_data_nodes == 1 else 1
 
-    @property
-    def model_version_known(self) -> bool:
-        return self.model_version != UNSET_MODEL_VERSION
-
 
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                    3288, 3653)
@@ -253,15 +243,6 @@ def context_key(field_name: str) -> str:
         return special[field_name]
     head, *rest = field_name.split("_")
     return head + "".join(part.capitalize() for part in rest)
-
-
-def local_model_version(manifest: Path = LOCAL_BUNDLE_MANIFEST) -> str | None:
-    """``model_version`` of the locally trained bundle, or None when there is none (or it is unreadable)."""
-    try:
-        value = json.loads(manifest.read_text(encoding="utf-8")).get("model_version")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(value) if value else None
 
 
 def _coerce(key: str, raw: Any, default: Any) -> Any:

@@ -198,8 +198,8 @@ def run(args: argparse.Namespace, session: Any, say: Callable[[str], None] = pri
     manifest = read_manifest(bundle_dir)
     version = str(manifest["model_version"])
     if serving.get("ModelVersion") not in (None, version):
-        say(f"warning: the serving stack serves model {serving['ModelVersion']!r}, the bundle is {version!r}; "
-            f"deploy with -c modelVersion={version}")
+        say(f"warning: the serving stack is pinned to model {serving['ModelVersion']!r}, the bundle is {version!r}; "
+            f"deploy with -c modelVersion={version}, or without the pin to follow the index")
     if not args.skip_upload:
         _, keys = upload_bundle(session.client("s3"), data["BundleBucketName"], bundle_dir)
         say(f"uploaded {len(keys)} files to s3://{data['BundleBucketName']}/{BUNDLES_PREFIX}{version}/")

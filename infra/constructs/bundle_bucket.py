@@ -65,6 +65,9 @@ class BundleBucket(Construct):
     def bucket_name(self) -> str:
         return self.bucket.bucket_name
 
-    def bundle_uri(self, model_version: str) -> str:
-        """``s3://<bucket>/bundles/<model_version>`` (a token until deploy)."""
+    def bundle_uri(self, model_version: str | None = None) -> str:
+        """``s3://<bucket>/bundles/``, the bundle root (the recommender serves ``<root><live model>/``), or with
+        ``model_version`` the one bundle ``s3://<bucket>/bundles/<model_version>`` (a token until deploy)."""
+        if model_version is None:
+            return f"s3://{self.bucket.bucket_name}/{BUNDLES_PREFIX}"
         return f"s3://{self.bucket.bucket_name}/{BUNDLES_PREFIX}{model_version}"

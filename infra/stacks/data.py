@@ -109,7 +109,8 @@ class DataStack(Stack):
         }
 
     def recommender_environment(self) -> dict[str, str]:
-        """The function's variables: the shared ones and the bundle it serves (``modelVersion``)."""
+        """The function's variables: the shared ones and ``RECS_BUNDLE``, the bundle root ``s3://<bucket>/bundles/``
+        (it serves the bundle of the live index's model), or the one bundle of a ``modelVersion`` pin."""
         return {"RECS_BUNDLE": self.bundles.bundle_uri(self.settings.model_version), **self.client_environment()}
 
     def _grant_bucket_read(self, client: ClientIdentity, prefixes: list[str]) -> None:

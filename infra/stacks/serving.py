@@ -37,11 +37,11 @@ class ServingStack(Stack):
             description="Movie recommender: serving tier (Lambda with provisioned concurrency, REST API, alarms)",
             **kwargs,
         )
-        if not settings.model_version_known:
-            Annotations.of(self).add_warning_v2(
-                "recs:modelVersionUnset",
-                "No modelVersion in the context and no artifacts/bundle/manifest.json: the function will look for "
-                "s3://<bucket>/bundles/unset. Deploy with -c modelVersion=<the bundle's model_version>.",
+        if settings.model_version is not None:
+            Annotations.of(self).add_info(
+                f"The function is pinned to model {settings.model_version} (context modelVersion): after the "
+                "indexer moves to another model it serves the popularity fallback until a redeploy. Without the "
+                "pin it follows the live index's model."
             )
         self.recommender = RecommenderFunction(
             self,
@@ -88,5 +88,7 @@ class ServingStack(Stack):
                       description="aws apigateway get-api-key --include-value --api-key <id>")
         CfnOutput(self, "FunctionName", value=self.recommender.function.function_name)
         CfnOutput(self, "ScalableTargetResourceId", value=self.recommender.scalable_resource_id)
-        CfnOutput(self, "ModelVersion", value=settings.model_version)
+        if settings.model_version is not None:
+            CfnOutput(self, "ModelVersion", value=settings.model_version,
+                      description="The pinned model (context modelVersion); without it the live index's model")
         CfnOutput(self, "DashboardName", value=f"{settings.prefix}-recommender")

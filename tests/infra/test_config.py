@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
-from infra.config import InfraConfigError, InfraSettings, context_key, local_model_version
+from infra.config import InfraConfigError, InfraSettings, context_key
 from tests.infra.conftest import CDK_JSON
 
 
@@ -63,13 +62,11 @@ def test_an_explicit_override_beats_the_context() -> None:
     assert settings.api_auth == "iam"
 
 
-def test_the_model_version_comes_from_the_local_bundle_when_not_given(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    assert local_model_version(manifest) is None
-    manifest.write_text(json.dumps({"model_version": "2025-01-02-abc"}))
-    assert local_model_version(manifest) == "2025-01-02-abc"
-    manifest.write_text("{not json")
-    assert local_model_version(manifest) is None
+def test_the_model_version_is_an_optional_pin() -> None:
+    # unset: the function follows the live index's model (RECS_BUNDLE is the bundle root)
+    assert InfraSettings.from_mapping({}).model_version is None
+    assert InfraSettings.from_mapping({"modelVersion": ""}).model_version is None
+    assert InfraSettings.from_mapping({"modelVersion": "2025-01-02-abc"}).model_version == "2025-01-02-abc"
 
 
 def test_derived_names_follow_the_prefix() -> None:

@@ -31,8 +31,9 @@ def test_the_function_environment_points_at_the_data_tier(data: dict[str, Any], 
                         "RECS_REDIS_AUTH_SECRET_ARN"}
     assert env["RECS_OPENSEARCH_ALIAS"] == "movies"
 
+    # the bundle ROOT (trailing slash): the function serves the bundle of the live index's model
     scheme, bucket, path = env["RECS_BUNDLE"]["Fn::Join"][1]
-    assert (scheme, path) == ("s3://", f"/bundles/{TEST_MODEL_VERSION}")
+    assert (scheme, path) == ("s3://", "/bundles/")
     bucket_ref = cross_stack(data, bucket)["Ref"]
     assert data["Resources"][bucket_ref]["Type"] == "AWS::S3::Bucket"
 
@@ -187,10 +188,17 @@ def test_alarms_cover_errors_latency_throttles_and_the_indexer(default_app: Synt
     only(serving, "AWS::CloudWatch::Dashboard")
 
 
+def test_a_model_version_pin_names_one_bundle(variant_app: Synthesis) -> None:
+    _, function = recommender_function(variant_app.template_json("serving"))
+    _, _, path = function["Properties"]["Environment"]["Variables"]["RECS_BUNDLE"]["Fn::Join"][1]
+    assert path == f"/bundles/{TEST_MODEL_VERSION}"
+    assert variant_app.template_json("serving")["Outputs"]["ModelVersion"]["Value"] == TEST_MODEL_VERSION
+
+
 def test_outputs_tell_the_operator_where_things_are(default_app: Synthesis) -> None:
-    assert {"ApiUrl", "ApiKeyId", "FunctionName", "ScalableTargetResourceId", "ModelVersion"} <= set(
-        default_app.template_json("serving")["Outputs"]
-    )
+    outputs = set(default_app.template_json("serving")["Outputs"])
+    assert {"ApiUrl", "ApiKeyId", "FunctionName", "ScalableTargetResourceId"} <= outputs
+    assert "ModelVersion" not in outputs  # no pin: the model is the live index's (/health names it)
     assert {"BundleBucketName", "OpenSearchEndpoint", "RedisEndpoint", "AlarmTopicArn"} <= set(
         default_app.template_json("data")["Outputs"]
     )
