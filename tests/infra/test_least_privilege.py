@@ -84,3 +84,23 @@ def test_the_clients_read_only_their_bucket_prefixes(default_app: Synthesis) -> 
     assert reads == {"s3:GetObject": {"/bundles/*", "/deltas/*"}}
     writes = [s for _, s in _statements(data) if any(a.startswith("s3:Put") for a in _as_list(s["Action"]))]
     assert writes == [], "no client may write to the bundle bucket"
+
+
+def test_the_function_reads_only_the_bundle_root(default_app: Synthesis) -> None:
+    # RECS_BUNDLE is s3://<bucket>/bundles/: the function may read under bundles/ and nothing else
+    data = default_app.template_json("data")
+    role_id = next(k for k, v in resources(data, "AWS::IAM::Role").items()
+                   if v["Properties"].get("Description") == "recommender function")
+    granted: dict[str, set[str]] = {}
+    for resource in resources(data, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} not in resource["Properties"].get("Roles", []):
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            for action in _as_list(statement["Action"]):
+                if action.startswith("s3:"):
+                    where = {json.dumps(r) for r in _as_list(statement["Resource"])}
+                    prefixes = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+                    granted.setdefault(action, set()).update(where | set(_as_list(prefixes or [])))
+    assert set(granted) == {"s3:GetObject", "s3:ListBucket"}
+    assert all(w.endswith('/bundles/*"]]}') for w in granted["s3:GetObject"]), granted
+    assert "bundles/*" in granted["s3:ListBucket"] and not any("deltas" in w for w in granted["s3:ListBucket"])
