@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     serve.add_argument(
-        "--bundle", help="model bundle directory or s3:// prefix (default: $RECS_BUNDLE or artifacts/bundle)"
+        "--bundle",
+        help="model bundle directory or s3:// prefix (default: $RECS_BUNDLE or artifacts/bundle); ending in '/', "
+        "a root of bundles in folders named by model version: the one of the index's model is served",
     )
     serve.add_argument("--store", help="embedded index store (default: $RECS_EMBEDDED_STORE or artifacts/index)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
