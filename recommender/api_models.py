@@ -88,6 +88,13 @@ class RecommendationRequest(BaseModel):
     k: JsonInt = Field(default=10, ge=1, le=MAX_K, description="How many movies to return.")
     exclude_seen: bool = Field(default=True, description="Leave out the movies in the history.")
     filters: RecommendationFilters = Field(default_factory=RecommendationFilters)
+    explain: bool = Field(
+        default=False,
+        description=(
+            "Add `because` to each item: the liked history movies (rated 3 stars or more, or unrated) most "
+            "similar to it by item vector. Costs one more index call (OpenSearch: one multi-get)."
+        ),
+    )
 
 
 class MovieOut(BaseModel):
@@ -103,9 +110,27 @@ class RankedMovie(MovieOut):
     )
 
 
+class LikedMovie(BaseModel):
+    movie_id: int = Field(description="A movie of the request's history.")
+    similarity: float = Field(
+        description="Cosine similarity of the two movies' item vectors, popularity left out (0 to 1; higher is closer)."
+    )
+
+
+class RecommendedMovie(RankedMovie):
+    because: list[LikedMovie] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description=(
+            "Only with `explain`: up to 3 liked history movies most similar to this one, most similar first; "
+            "empty when none is similar (cosine > 0) or the index cannot answer."
+        ),
+    )
+
+
 class RecommendationResponse(BaseModel):
     model_version: str
-    items: list[RankedMovie]
+    items: list[RecommendedMovie]
     cached: bool = Field(description="Served from the cache.")
     strategy: Literal["personalized", "popular"]
     fallback: Literal["popular"] | None = Field(
@@ -124,6 +149,18 @@ class SimilarResponse(BaseModel):
 
 class MovieResponse(MovieOut):
     popularity: float
+
+
+class MovieSearchResponse(BaseModel):
+    model_version: str
+    query: str = Field(description="`q` as received.")
+    items: list[MovieResponse] = Field(
+        description="Movies whose title holds every term of `q`, the last one as a prefix; most popular first."
+    )
+    cached: bool = Field(description="Served from the cache.")
+    fallback: Literal["bundle"] | None = Field(
+        default=None, description="Set when the vector index could not answer and the bundle's catalog was searched."
+    )
 
 
 class BackendHealth(BaseModel):

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -49,16 +49,20 @@ from recommender import composition
 from recommender.api_models import (
     ErrorResponse,
     HealthResponse,
+    LikedMovie,
     MovieResponse,
+    MovieSearchResponse,
     RankedMovie,
     RecommendationRequest,
     RecommendationResponse,
+    RecommendedMovie,
     SimilarResponse,
 )
 from recommender.observability import logger
 from recommender.ports import Filters, IndexUnavailableError, ModelMismatchError
 from recommender.service import HistoryItem, MovieNotFoundError, RecommendationQuery, hits_to_json
 from recommender.settings import MAX_BODY_BYTES, MAX_K
+from recommender.title_search import MAX_QUERY_CHARS
 
 API_TITLE = "Movie recommendations"
 API_VERSION = "1.0.0"
@@ -68,6 +72,16 @@ API_DESCRIPTION = (
 )
 JSON = "application/json"
 CORRELATION_HEADER = "X-Correlation-Id"
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=[CORRELATION_HEADER],
+    expose_headers=[CORRELATION_HEADER, "Retry-After"],
+    max_age=600,
+)
+"""Browsers on any origin may call the API (the try-it page pointed at a deployed API): it is
+authorized by an API key or SigV4 in headers, never by cookies, so ``*`` shares nothing a script
+could not get otherwise. Preflights (``OPTIONS``) are answered 204 without authorization, here and
+by API Gateway's mock integration in front of the Lambda."""
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -108,7 +122,7 @@ class ThreadSafeRestResolver(APIGatewayRestResolver):
         return super().resolve(event, context)
 
 
-app = ThreadSafeRestResolver(enable_validation=True)
+app = ThreadSafeRestResolver(enable_validation=True, cors=CORS)
 
 
 def _doc(description: str, model: type[BaseModel] = ErrorResponse) -> OpenAPIResponse:
@@ -158,7 +172,8 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> tuple[str, str]:
         "(with exclude_seen) the seen movies are applied inside the search, so the list still has `k` "
         "items when that many qualify. An empty history gets popular movies under the same filters. "
         "History movie ids unknown to the model and the catalog are ignored and listed in "
-        "`ignored_movie_ids`. Unknown fields are rejected."
+        "`ignored_movie_ids`. Unknown fields are rejected. With `explain`, each item names the liked "
+        "history movies most similar to it (`because`)."
     ),
     tags=["recommendations"],
     responses={
@@ -187,9 +202,27 @@ def post_recommendations(body: RecommendationRequest) -> RecommendationResponse:
     with container.tracing.span("## recommend"):
         result = container.service.recommend(query)
         container.tracing.annotate("cached", result.cached)  # annotations belong to a subsegment
+    because: dict[int, list[tuple[int, float]]] | None = None
+    if body.explain:
+        because = {}
+        if result.fallback is None:
+            try:
+                with container.tracing.span("## explain"):
+                    because = container.service.explain(query.history, result.items)
+            except IndexUnavailableError as exc:
+                logger.warning("recommendations without explanations", extra={"reason": str(exc)})
+    items = [
+        RecommendedMovie(
+            **item,
+            because=None if because is None else [
+                LikedMovie(movie_id=i, similarity=round(sim, 6)) for i, sim in because.get(item["movie_id"], [])
+            ],
+        )
+        for item in hits_to_json(result.items)
+    ]
     return RecommendationResponse(
         model_version=result.model_version,
-        items=[RankedMovie(**item) for item in hits_to_json(result.items)],
+        items=items,
         cached=result.cached,
         strategy=result.strategy,  # type: ignore[arg-type]
         fallback=result.fallback,  # type: ignore[arg-type]
@@ -206,6 +239,45 @@ def _reject_unknown_query(allowed: set[str]) -> None:
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", name), "msg": "Unknown query parameter"} for name in unknown]
         )
+
+
+@app.get(
+    "/movies/search",
+    summary="Find movies by title, as you type",
+    description=(
+        "Movies whose title holds every term of `q`, the last one as a prefix (`star w` finds Star Wars), most "
+        "popular first. Terms are cut like OpenSearch's standard analyzer: Unicode words, lower case, accents "
+        "kept. A `q` without letters or digits (blank) matches nothing. When the index cannot answer, the model "
+        "bundle's catalog is searched (`fallback: bundle`)."
+    ),
+    tags=["movies"],
+    responses={
+        200: _doc("Matching movies, most popular first", MovieSearchResponse),
+        422: _doc("`q` is missing, empty or too long, `limit` is out of range, or a parameter is unknown"),
+        503: _doc("The vector index or the model is unavailable"),
+    },
+)
+def search_movies(
+    q: Annotated[
+        str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Words of the title; the last may be cut.")
+    ],
+    limit: Annotated[int, Query(ge=1, le=MAX_K, description="How many movies to return")] = 10,
+) -> MovieSearchResponse:
+    _reject_unknown_query({"q", "limit"})
+    container = composition.get_container()
+    with container.tracing.span("## search"):
+        result = container.service.search_movies(q, limit)
+    return MovieSearchResponse(
+        model_version=result.model_version,
+        query=q,
+        items=[
+            MovieResponse(movie_id=m.movie_id, title=m.title, year=m.year, genres=list(m.genres),
+                          popularity=m.popularity)
+            for m in result.items
+        ],
+        cached=result.cached,
+        fallback=result.fallback,  # type: ignore[arg-type]
+    )
 
 
 @app.get(
@@ -460,10 +532,14 @@ def _standalone(
 ) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
     body = {"error": code, "message": message, "errors": errors or [], "request_id": request_id}
+    headers = {"Content-Type": JSON}
+    origin = _header(event, "origin") if isinstance(event.get("headers"), dict) else None
+    if origin:  # answered before the resolver, which adds these to every other response
+        headers.update(CORS.to_dict(CORS.allowed_origin(origin)))
     return {
         "statusCode": status,
-        "headers": {"Content-Type": JSON},
-        "multiValueHeaders": {"Content-Type": [JSON]},
+        "headers": headers,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()},
         "body": json.dumps(body),
         "isBase64Encoded": False,
     }

@@ -135,6 +135,18 @@ class VectorIndex(Protocol):
         """Which of ``movie_ids`` the index holds."""
         ...
 
+    def vectors(self, movie_ids: Collection[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those of ``movie_ids`` the index holds, in one call (OpenSearch: a
+        multi-get of ``embedding``). Raises ``IndexUnavailableError``."""
+        ...
+
+    def search_titles(self, query: str, limit: int) -> list[Movie]:
+        """Title search as you type: movies whose title holds every term of ``query``, the last one as
+        a prefix, most popular first (ties by id), at most ``limit``; the rule of
+        ``recommender.title_search`` (OpenSearch: ``match_bool_prefix`` on ``title``). Raises
+        ``IndexUnavailableError``."""
+        ...
+
     def generation(self) -> int:
         """The catalog generation this index knows of (0 when it does not track one)."""
         ...

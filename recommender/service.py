@@ -52,12 +52,16 @@ from recommender.ports import (
     ModelMismatchError,
     VectorIndex,
 )
+from recommender.title_search import title_terms
 from recommender.towers import UserTower
 
 log = logging.getLogger(__name__)
 
 CACHE_KEY_PREFIX = "recs:cache:"
 CACHE_FORMAT = 1
+LIKED_MIN_RATING = 3.0
+"""``explain`` names history movies rated at least this (or unrated) as the ones "you liked"."""
+EXPLAIN_PER_ITEM = 3
 
 
 class MovieNotFoundError(LookupError):
@@ -157,6 +161,15 @@ class SimilarMovies:
     movie: Movie
     items: list[Hit]
     cached: bool = False
+
+
+@dataclass(frozen=True)
+class MovieSearch:
+    model_version: str
+    items: list[Movie]
+    cached: bool = False
+    fallback: str | None = None
+    """``bundle`` when the index could not answer and the serving bundle's catalog was searched."""
 
 
 @dataclass(frozen=True)
@@ -447,6 +460,72 @@ class RecommendationService:
             return result
         raise AssertionError("unreachable")
 
+    def search_movies(self, text: str, limit: int) -> MovieSearch:
+        """Title search as you type (the rule of ``recommender.title_search``), cached by the query's
+        terms like the other answers. With the index down and the popularity fallback on, the serving
+        bundle's catalog is searched instead (flagged ``fallback: "bundle"``, never cached)."""
+        version = self.model_version or "unknown"
+        terms = title_terms(text)
+        if not terms:
+            return MovieSearch(version, [])
+        digest = hashlib.sha256(json.dumps([limit, terms], separators=(",", ":")).encode()).hexdigest()
+        generation = self._generation()
+        key = None if generation is None else self.cache_key(generation, f"search:{digest}", version)
+        if key is not None:
+            raw = self._cache_get(key)
+            if raw is not None:
+                try:
+                    items = [Movie.from_dict(m) for m in json.loads(raw)]
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
+                else:
+                    self.telemetry.count("CacheHits")
+                    return MovieSearch(version, items, cached=True)
+            self.telemetry.count("CacheMisses")
+        try:
+            with self._timed("TitleSearchTime"):
+                items = self.index.search_titles(text, limit)
+        except IndexUnavailableError as exc:
+            fallback = self._fallback_index(self.models.current())
+            if fallback is None:
+                raise
+            log.warning("vector index unavailable, searching the bundle's catalog: %s", exc)
+            self.telemetry.count("Fallbacks")
+            return MovieSearch(version, fallback.search_titles(text, limit), fallback="bundle")
+        if key is not None:
+            self._cache_set(key, json.dumps([m.to_dict() for m in items], separators=(",", ":")).encode())
+        return MovieSearch(version, items)
+
+    def explain(
+        self, history: Sequence[HistoryItem], items: Sequence[Hit], per_item: int = EXPLAIN_PER_ITEM
+    ) -> dict[int, list[tuple[int, float]]]:
+        """Why each item: the liked history movies most similar to it, most similar first.
+
+        Liked: rated ``LIKED_MIN_RATING`` or more, or unrated. Similarity: the cosine of the two item
+        vectors without their popularity column (as ``similar``), kept when above 0, at most
+        ``per_item``; an item is never its own reason. The vectors of the history and the items come
+        from the index in one call (``VectorIndex.vectors``), so both are of the same model. Raises
+        ``IndexUnavailableError``.
+        """
+        out: dict[int, list[tuple[int, float]]] = {h.movie.movie_id: [] for h in items}
+        liked = list(dict.fromkeys(
+            h.movie_id for h in history if h.rating is None or h.rating >= LIKED_MIN_RATING
+        ))
+        if not liked or not out:
+            return out
+        with self._timed("ExplainTime"):
+            vectors = self.index.vectors({*liked, *out})
+        liked = [i for i in liked if i in vectors]
+        targets = [i for i in out if i in vectors]
+        if not liked or not targets:
+            return out
+        similarity = _unit_rows([vectors[i][:-1] for i in targets]) @ _unit_rows([vectors[i][:-1] for i in liked]).T
+        for row, target in enumerate(targets):
+            order = np.argsort(-similarity[row], kind="stable")
+            reasons = [(liked[j], float(similarity[row, j])) for j in order.tolist() if liked[j] != target]
+            out[target] = [(i, s) for i, s in reasons if s > 0.0][:per_item]
+        return out
+
     def health(self) -> Health:
         """Backends and model; a user tower of another model than the index's makes the index not ok."""
         index = self.index.status()
@@ -465,6 +544,12 @@ class RecommendationService:
             "popular" if self._popular_fallback else "none",
             model.tower.history_length if model else None,
         )
+
+
+def _unit_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    matrix = np.asarray(np.stack(rows), dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:

@@ -34,6 +34,8 @@ _TERM_RE = re.compile(
     rf"\w+(?:(?:(?<={_LETTER})[.'\u2019:\u00b7](?={_LETTER})|(?<=\d)[.,;'\u2019](?=\d))\w+)*"
 )
 _PREFIX_END = "\U0010ffff"
+MAX_QUERY_CHARS = 200
+"""Longest search text the API accepts (``GET /movies/search?q=``)."""
 
 
 def _not_a_word_character(char: str) -> str:

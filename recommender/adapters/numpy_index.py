@@ -24,6 +24,7 @@ from recommender.bundle import CATALOG, MOVIE_VECTORS, Bundle, BundleError
 from recommender.embedded_store import ALIAS_FILE, EmbeddedStore, EmbeddedStoreError
 from recommender.features import Movie
 from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError, ModelMismatchError
+from recommender.title_search import TitleIndex
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class RawCatalog(Sequence[Movie]):
             raise BundleError(f"{self._source}: not a valid catalog ({exc})") from exc
         return ids, years, popularity
 
+    def titles(self) -> list[str]:
+        return [str(r.get("title") or "") for r in self._rows]
+
     def has_genre(self, genre: str) -> np.ndarray:
         return np.fromiter((genre in (r.get("genres") or ()) for r in self._rows), dtype=bool, count=len(self._rows))
 
@@ -96,6 +100,7 @@ class _Prepared:
     years: np.ndarray = field(init=False)
     popularity_order: np.ndarray = field(init=False)
     _genre_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    _titles: TitleIndex | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
@@ -132,6 +137,17 @@ class _Prepared:
                     mask = np.fromiter((genre in m.genres for m in self.catalog), dtype=bool, count=n)
                 self._genre_masks[genre] = mask
             return mask
+
+    def title_index(self) -> TitleIndex:
+        """The token index of the titles, built on the first title search of this snapshot."""
+        with self._lock:
+            if self._titles is None:
+                if isinstance(self.catalog, RawCatalog):
+                    titles = self.catalog.titles()
+                else:
+                    titles = [m.title for m in self.catalog]
+                self._titles = TitleIndex(titles, self.popularity_order)
+            return self._titles
 
     def mask(self, filters: Filters, exclude_ids: Collection[int]) -> np.ndarray | None:
         """Boolean mask of the qualifying rows, or ``None`` when every row qualifies."""
@@ -250,6 +266,14 @@ class NumpyIndex:
     def existing(self, movie_ids: Collection[int]) -> set[int]:
         data = self._source()
         return {int(data.ids[r]) for r in data.rows_of(set(movie_ids))}
+
+    def vectors(self, movie_ids: Collection[int]) -> dict[int, np.ndarray]:
+        data = self._source()
+        return {int(data.ids[r]): data.vectors[r].copy() for r in data.rows_of(set(movie_ids))}
+
+    def search_titles(self, query: str, limit: int) -> list[Movie]:
+        data = self._source()
+        return [data.catalog[int(r)] for r in data.title_index().search(query, limit)]
 
     def generation(self) -> int:
         return self._source().generation

@@ -29,6 +29,7 @@ import numpy as np
 
 from recommender.features import Movie
 from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError, ModelMismatchError
+from recommender.title_search import title_terms
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,22 @@ def popular_query(k: int, filters: Filters = NO_FILTERS, exclude_ids: Collection
         "size": k,
         "_source": {"excludes": SOURCE_EXCLUDES},
         "query": clause if clause is not None else {"match_all": {}},
+        "sort": [{"popularity": {"order": "desc"}}, {"movie_id": {"order": "asc"}}],
+    }
+
+
+def title_query(text: str, limit: int) -> dict[str, Any]:
+    """Title search as you type: every term of ``text`` in ``title``, the last as a prefix, most popular first.
+
+    ``match_bool_prefix`` analyzes ``text`` with the field's analyzer (``standard``) and makes the last
+    term a ``prefix`` query, which has no expansion limit (``max_expansions`` only bounds fuzzy
+    terms), so short prefixes find every match; ``operator: and`` requires every term.
+    """
+    return {
+        "size": limit,
+        "_source": {"excludes": SOURCE_EXCLUDES},
+        "track_total_hits": False,
+        "query": {"match_bool_prefix": {"title": {"query": text, "operator": "and"}}},
         "sort": [{"popularity": {"order": "desc"}}, {"movie_id": {"order": "asc"}}],
     }
 
@@ -230,6 +247,30 @@ class OpenSearchIndex:
         body = {"size": len(ids), "_source": False, "query": {"ids": {"values": [str(i) for i in ids]}}}
         response = self._call("ids lookup", lambda: self._client.search(index=self.alias, body=body))
         return {int(hit["_id"]) for hit in response.get("hits", {}).get("hits", [])}
+
+    def vectors(self, movie_ids: Collection[int]) -> dict[int, np.ndarray]:
+        ids = sorted(set(movie_ids))
+        if not ids:
+            return {}
+        response = self._call(
+            "multi-get",
+            lambda: self._client.mget(
+                index=self.alias, body={"ids": [str(i) for i in ids]}, _source_includes=["embedding"]
+            ),
+        )
+        out: dict[int, np.ndarray] = {}
+        for doc in response.get("docs", []):
+            source = doc.get("_source") or {}
+            if doc.get("found") and "embedding" in source:
+                out[int(doc["_id"])] = np.asarray(source["embedding"], dtype=np.float32)
+        return out
+
+    def search_titles(self, query: str, limit: int) -> list[Movie]:
+        if not title_terms(query):
+            return []  # nothing to match (OpenSearch would answer no hits too)
+        body = title_query(query, limit)
+        response = self._call("title search", lambda: self._client.search(index=self.alias, body=body))
+        return [self._movie(hit["_source"]) for hit in response.get("hits", {}).get("hits", [])][:limit]
 
     def generation(self) -> int:
         return 0  # the shared generation lives in Redis (the indexer bumps it there)

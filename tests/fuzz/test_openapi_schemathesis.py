@@ -61,6 +61,12 @@ def _documented_rejection(answer: Any) -> bool:
     )
 
 
+def _dropped_on_the_wire(case: Any) -> bool:
+    """A negative case whose only invalid part is a query parameter with an empty list as its value,
+    which the query string leaves out altogether (so a valid request is what the server gets)."""
+    return any(value == [] for value in (case.query or {}).values())
+
+
 def test_every_operation_of_the_served_document_is_fuzzed(schema: Any) -> None:
     served = sorted((op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations())
     assert served == sorted(OPERATIONS)
@@ -70,7 +76,7 @@ def test_every_operation_of_the_served_document_is_fuzzed(schema: Any) -> None:
 @pytest.mark.parametrize(("method", "path", "mode"), CASES, ids=[f"{m} {p} {mode}" for m, p, mode in CASES])
 def test_operation(schema: Any, served: LocalServer, method: str, path: str, mode: GenerationMode) -> None:
     operation = schema[path][method]
-    statuses: Counter[int] = Counter()
+    statuses: Counter[int | str] = Counter()
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -78,6 +84,9 @@ def test_operation(schema: Any, served: LocalServer, method: str, path: str, mod
     def check(case: Any) -> None:
         # every built-in check, except that a schema-valid request may meet the documented cross-field rule
         response = case.call_and_validate(base_url=served.url, excluded_checks=[positive_data_acceptance])
+        if mode is GenerationMode.NEGATIVE and response.status_code == 200 and _dropped_on_the_wire(case):
+            statuses["valid as sent"] += 1  # e.g. an unknown parameter whose value is []: nothing of it is sent
+            return
         statuses[response.status_code] += 1
         assert response.status_code < 500, response.text
         if mode is GenerationMode.POSITIVE and response.status_code not in (200, 404):
@@ -90,4 +99,4 @@ def test_operation(schema: Any, served: LocalServer, method: str, path: str, mod
     if mode is GenerationMode.POSITIVE:
         assert statuses[200] > 0, statuses  # valid requests were answered, not only refused
     else:
-        assert set(statuses) <= {400, 404, 405, 413, 415, 422}, statuses
+        assert set(statuses) - {"valid as sent"} <= {400, 404, 405, 413, 415, 422}, statuses
