@@ -95,6 +95,9 @@ class Indexer:
         bundle = load_bundle(location)
         try:
             catalog = BundleCatalog(bundle, batch_size=self.settings.bulk_docs)
+            # the towers too (hashes and shapes): a model whose user tower the API cannot load, or whose
+            # item tower a later delta cannot use, must not go live
+            _ = bundle.user_tower, bundle.item_tower
         except BundleError as exc:
             raise SourceError(str(exc)) from exc
         space = self.settings.index.space_type or bundle.manifest.space_type
