@@ -2,7 +2,7 @@
 """The project's two entry points, runnable on a fresh machine with only Python 3.11+, pip and git.
 
     python3 tasks.py run    # set up .venv, train if no bundle exists, evaluate, index, serve
-    python3 tasks.py test   # set up .venv, then ruff, mypy, the CDK synth and every test
+    python3 tasks.py test   # set up .venv (and Debian's chromium), then ruff, mypy, the CDK synth and every test
 
 Both create and maintain their own virtual environment in ``.venv`` (reinstalled
 when ``pyproject.toml`` changes). Extra arguments after ``test`` go to pytest.
@@ -71,8 +71,26 @@ def cdk_synth() -> None:
     sh(cdk, "synth", "--quiet", "--no-notices", "--app", f"{PY} -m infra.app", env=env)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium for the browser tests (tests/web, Playwright drives it; no browser download)."""
+    if CHROMIUM.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        say(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): tests/web will fail")
+        return
+    say("installing Debian's chromium for the browser tests (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sh(apt, "update", "-qq", env=env)
+    sh(apt, "install", "-y", "-qq", "chromium", env=env)
+
+
 def test(args: list[str]) -> None:
     ensure_venv()
+    ensure_chromium()
     say("ruff")
     sh(PY, "-m", "ruff", "check", ".")
     say("mypy")

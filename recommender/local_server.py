@@ -1,4 +1,4 @@
-"""``recs serve``: the Lambda handler behind a local HTTP server.
+"""``recs serve``: the Lambda handler behind a local HTTP server, and the try-it page at ``/``.
 
 Each HTTP request becomes an API Gateway REST proxy event and goes through exactly the handler
 that runs in Lambda (``recommender.handler.lambda_handler``), on a thread of a
@@ -118,6 +118,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else None
+        if self.command in ("GET", "HEAD") and self._send_page(urlsplit(self.path).path):
+            return
         event = http_to_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         response = lambda_handler(event, LocalContext(event["requestContext"]["requestId"]))
         self._send_lambda_response(response)
@@ -138,6 +140,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _send_page(self, path: str) -> bool:
+        """Serve a file of the try-it page (``recommender.web``) when ``path`` is one; the API never sees it."""
+        from recommender import web
+
+        page = web.static_file(path)
+        if page is None:
+            return False
+        self.send_response(200)
+        self.send_header("Content-Type", page.content_type)
+        for key, value in web.SECURITY_HEADERS.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(page.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(page.body)
+        return True
 
     def _send_plain(self, status: int, body: dict[str, Any]) -> None:
         payload = json.dumps(body).encode()
@@ -247,7 +266,8 @@ def serve(bundle: str | None = None, *, host: str = "127.0.0.1", port: int = 808
     print(f"Serving model {model} on {server.url} (index: {index}, cache: {cache})")
     print(f"  OpenAPI: {server.url}/openapi.json    health: {server.url}/health")
     print("  Try:")
-    print(f"  {server.curl_example()}", flush=True)
+    print(f"  {server.curl_example()}")
+    print(f"Try it in a browser: {server.url}/", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -7,7 +7,7 @@
    3.12 runtime ships them; they are 30 MB) and ``grpcio``/``protobuf``/``opensearch-protobufs``
    (opensearch-py's optional gRPC transport; the HTTP client never imports them).
 3. Copy the ``recommender`` package without its local-only modules (CLI, local server,
-   packaging, synthetic bundles).
+   packaging, synthetic bundles, the try-it page in ``web/``).
 4. Strip test suites, type stubs, C headers, ``__pycache__``, pip's install records, numpy's
    f2py, test-only extension modules and the subpackages it loads only on attribute access
    (random, polynomial, ma, testing, typing), pydantic's v1 namespace, opensearch-py's asyncio
@@ -46,7 +46,8 @@ REPORT = "recs-lambda-asset.json"
 
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 UNUSED = ("grpcio", "protobuf", "opensearch-protobufs")
-LOCAL_ONLY_MODULES = ("cli.py", "local_server.py", "packaging.py", "synthetic.py")
+LOCAL_ONLY_MODULES = ("cli.py", "local_server.py", "packaging.py", "synthetic.py", "web")
+"""Left out of the asset: the local commands and the try-it page (served by ``recs serve`` only)."""
 FORBIDDEN = ("tensorflow", "pandas", "scipy", "keras", "torch", "training")
 
 _STRIP_DIRS = ("tests", "test", "__pycache__", "include", "f2py", "_pyinstaller")
