@@ -261,6 +261,13 @@ def misses_mix(movie_ids: Sequence[int]) -> Mix:
 
 # -- the server under test --------------------------------------------------------------------------
 
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment without its ``RECS_*`` variables, plus ``extra`` (for a child process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    env.update(extra)
+    return env
+
+
 class ServerProcess:
     """``recs serve`` in its own process on a free port; ``url`` once it listens; ``stop()`` ends it.
 
@@ -278,7 +285,7 @@ class ServerProcess:
         self._log = open(log, "wb") if log else None  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log or subprocess.DEVNULL, text=True,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("RECS_")}, **(env or {})},
+            env=child_env(**(env or {})),
         )
         self.url = self._wait_for_url()
 

@@ -10,7 +10,6 @@ assertions: they wait for a number of answers, not for a duration.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,13 +53,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
     yield start
     for server in servers:
         server.shutdown()
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without ``RECS_*`` variables, plus ``extra`` (for child processes)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
-    env.update(extra)
-    return env
 
 
 class BackgroundLoad:

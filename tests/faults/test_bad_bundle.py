@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import HttpClient, ServerProcess
+from bench.load import HttpClient, ServerProcess, child_env
 from recommender.bundle import Bundle
 from recommender.synthetic import write_synthetic_bundle
-from tests.faults.conftest import ROOT, clean_env
+from tests.faults.conftest import ROOT
 
 PROBE = {"history": [{"movie_id": 3, "rating": 5.0}, {"movie_id": 44}], "k": 6}
 
 
 def run_recs(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recs", *args], cwd=ROOT, env=clean_env(), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "recs", *args], cwd=ROOT, env=child_env(), capture_output=True,
                           text=True, timeout=120)
 
 

@@ -18,9 +18,9 @@ import urllib.parse
 
 import pytest
 
-from bench.load import HttpClient, hits_mix, pool_of_requests
+from bench.load import HttpClient, child_env, hits_mix, pool_of_requests
 from recommender.bundle import Bundle
-from tests.faults.conftest import N_MOVIES, ROOT, clean_env, under_load
+from tests.faults.conftest import N_MOVIES, ROOT, under_load
 from tests.support.http import request
 
 pytestmark = pytest.mark.opensearch
@@ -43,7 +43,7 @@ Indexer(settings, on_step=step).rebuild()
 
 
 def recs_index(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recs", "index", *args], cwd=ROOT, env=clean_env(),
+    return subprocess.run([sys.executable, "-m", "recs", "index", *args], cwd=ROOT, env=child_env(),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -80,7 +80,7 @@ def test_indexer_killed_between_load_and_swap(fault_bundle: Bundle, opensearch_u
         settings = {"bundle": str(fault_bundle.path), "opensearch_url": opensearch_url, "alias": alias,
                     "redis_url": redis_server.url, "replicas": 0, "lock_ttl": 2.0, "probes": 3}
         killed = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(settings), "verified"], cwd=ROOT,
-                                env=clean_env(), capture_output=True, text=True, timeout=300)
+                                env=child_env(), capture_output=True, text=True, timeout=300)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
         assert killed.stdout.split() == ["locked", "created", "loaded", "verified"]
         after_kill = time.monotonic()
