@@ -44,7 +44,7 @@ def test_the_asset_fits_the_budget_and_holds_no_training_stack(asset: Path) -> N
         assert not any(n == forbidden or n.startswith(forbidden + "-") for n in names), forbidden
     assert forbidden_packages(asset) == []
     assert (asset / "recommender" / "handler.py").is_file()
-    for local_only in ("cli.py", "local_server.py", "packaging.py", "synthetic.py"):
+    for local_only in ("cli.py", "local_server.py", "packaging.py", "synthetic.py", "web"):
         assert not (asset / "recommender" / local_only).exists()
     assert not list(asset.rglob("tests")) and not list(asset.rglob("*.pyi"))
     assert {"numpy", "pydantic", "opensearchpy", "redis", "aws_lambda_powertools"} <= names
