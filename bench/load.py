@@ -222,7 +222,7 @@ def drive(
 # -- request mixes ----------------------------------------------------------------------------------
 
 def random_history(rng: random.Random, movie_ids: Sequence[int], low: int = 1, high: int = 20) -> list[dict[str, Any]]:
-    picks = rng.sample(movie_ids, rng.randint(low, high))
+    picks = rng.sample(movie_ids, min(len(movie_ids), rng.randint(low, high)))
     return [{"movie_id": m, "rating": rng.randint(1, 10) / 2} for m in picks]
 
 
@@ -392,6 +392,37 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
                   f"{r['p99_ms']:>8.2f} {r['errors']:>7} {ratio:>9}")
 
 
+def write_chart(results: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> str | None:
+    """Requests/s and latency percentiles per cache and mix, as a PNG; None without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        _say("matplotlib is not installed: no chart (it comes with the train extra)")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{cache}\n{mix}", r) for cache, mixes in results.items() for mix, r in mixes.items()]
+    x = np.arange(len(rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    left.bar(x, [r["requests_per_second"] for _, r in rows], color="tab:blue")
+    left.set_ylabel("requests/s")
+    width = 0.27
+    for offset, (key, colour) in zip((-width, 0.0, width), (("p50_ms", "tab:green"), ("p95_ms", "tab:orange"),
+                                                            ("p99_ms", "tab:red")), strict=True):
+        right.bar(x + offset, [r[key] for _, r in rows], width, label=key.replace("_ms", ""), color=colour)
+    right.set_ylabel("latency (ms, client side)")
+    right.legend()
+    for axis in (left, right):
+        axis.set_xticks(x, [label for label, _ in rows])
+        axis.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections (default 8)")
@@ -403,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blas-threads", default="1",
                         help="OPENBLAS_NUM_THREADS of the server (default 1; 'default': OpenBLAS's own choice)")
     parser.add_argument("--quick", action="store_true", help="3 s per measurement")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                        help="where load.png goes (default bench/results)")
     args = parser.parse_args(argv)
     duration = 3.0 if args.quick else args.duration
     caches = [c.strip() for c in args.caches.split(",") if c.strip()]
@@ -428,9 +461,13 @@ def main(argv: list[str] | None = None) -> int:
                 results[cache] = measure(server.url, mixes, args.clients, duration)
 
     load = os.getloadavg()
-    print(f"Load over HTTP on loopback: recs serve (embedded index, {len(movie_ids):,} movies, {bundle_kind}, "
-          f"OpenBLAS threads: {args.blas_threads}), {args.clients} clients, {duration:g} s per row")
+    title = (f"Load over HTTP on loopback: recs serve (embedded index, {len(movie_ids):,} movies, {bundle_kind}, "
+             f"OpenBLAS threads: {args.blas_threads}), {args.clients} clients, {duration:g} s per row")
+    print(title)
     print_table(results)
+    chart = write_chart(results, args.out / "load.png", title)
+    if chart:
+        print(f"chart: {chart}")
     errors = sum(r["errors"] for mixes in results.values() for r in mixes.values())
     print(f"errors: {errors} (must be 0); load average {load[0]:.1f} on {os.cpu_count()} CPUs; client and "
           "server share them")
@@ -447,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         "openblas_threads": args.blas_threads,
         "results": results,
         "errors": errors,
+        "chart": chart,
         "load_average_1m": load[0],
         "cpus": os.cpu_count(),
     }))
