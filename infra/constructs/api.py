@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -33,8 +33,18 @@ RECOMMENDATION_REQUEST_SCHEMA = apigw.JsonSchema(
         "k": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1, maximum=MAX_K),
         "exclude_seen": apigw.JsonSchema(type=apigw.JsonSchemaType.BOOLEAN),
         "filters": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+        "explain": apigw.JsonSchema(type=apigw.JsonSchemaType.BOOLEAN),
     },
 )
+
+# Browsers on any origin may call the API (the try-it page with a deployed API's URL and key): the
+# key or SigV4 travels in headers, never in cookies. API Gateway answers the preflights (OPTIONS, a
+# mock integration without authorization, as the Fetch standard sends no credentials with them); the
+# function adds Access-Control-Allow-Origin to its own answers (recommender/handler.py, CORS), and the
+# gateway's own errors below carry it too, so a page can read a 403 (bad key) or a 429.
+CORS_ALLOW_HEADERS = [
+    "Content-Type", "X-Api-Key", "X-Correlation-Id", "Authorization", "X-Amz-Date", "X-Amz-Security-Token",
+]
 
 # Errors raised by the gateway itself use the handler's error body:
 # {"error": code, "message": ..., "errors": [{"field", "location", "reason"}], "request_id": ...}
@@ -43,7 +53,8 @@ RECOMMENDATION_REQUEST_SCHEMA = apigw.JsonSchema(
 _BAD_BODY_TEMPLATE = (
     '{"error": "validation_error", "message": $context.error.messageString, "errors": [{"field": "body", '
     '"location": "body", "reason": "the body must be a JSON object; history an array of at most {max_history} objects; '
-    'k an integer from 1 to {max_k}; exclude_seen a boolean; filters an object"}], "request_id": "$context.requestId"}'
+    'k an integer from 1 to {max_k}; exclude_seen and explain booleans; filters an object"}], '
+    '"request_id": "$context.requestId"}'
 ).replace("{max_k}", str(MAX_K)).replace("{max_history}", str(MAX_HISTORY_ITEMS))
 _GATEWAY_ERROR_TEMPLATE = (
     '{"error": "%s", "message": $context.error.messageString, "errors": [], "request_id": "$context.requestId"}'
@@ -71,8 +82,9 @@ class RecommendationsApi(Construct):
     """REST API with stage throttling, body and parameter validation, JSON access logs, JSON error
     bodies, and either an API key with a usage plan (``apiAuth=apiKey``) or IAM auth (``iam``).
 
-    Routes (all proxied to the alias): ``POST /recommendations``, ``GET /movies/{movie_id}``,
-    ``GET /movies/{movie_id}/similar``, ``GET /health``, ``GET /openapi.json``.
+    Routes (all proxied to the alias): ``POST /recommendations``, ``GET /movies/search``,
+    ``GET /movies/{movie_id}``, ``GET /movies/{movie_id}/similar``, ``GET /health``, ``GET /openapi.json``;
+    ``OPTIONS`` on each (CORS preflights, answered by the gateway).
     """
 
     def __init__(
@@ -90,6 +102,12 @@ class RecommendationsApi(Construct):
             cloud_watch_role=settings.api_execution_logs,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if settings.api_execution_logs else None,
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=apigw.Cors.ALL_ORIGINS,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=CORS_ALLOW_HEADERS,
+                max_age=Duration.minutes(10),
+            ),
             default_method_options=apigw.MethodOptions(
                 authorization_type=apigw.AuthorizationType.IAM if not use_key else apigw.AuthorizationType.NONE,
                 api_key_required=use_key,
@@ -117,7 +135,13 @@ class RecommendationsApi(Construct):
         root.add_resource("recommendations").add_method(
             "POST", integration, request_validator=validator, request_models={"application/json": request_model}
         )
-        movie = root.add_resource("movies").add_resource("{movie_id}")
+        movies = root.add_resource("movies")
+        movies.add_resource("search").add_method(
+            "GET", integration, request_validator=validator,
+            # declared, not required here: a missing q gets the handler's 422 naming it (never stricter at the edge)
+            request_parameters={"method.request.querystring.q": False, "method.request.querystring.limit": False},
+        )
+        movie = movies.add_resource("{movie_id}")
         movie.add_method(
             "GET", integration, request_validator=validator,
             request_parameters={"method.request.path.movie_id": True},
@@ -129,7 +153,7 @@ class RecommendationsApi(Construct):
         root.add_resource("health").add_method("GET", integration)
         root.add_resource("openapi.json").add_method("GET", integration)
 
-        json_headers = {"Content-Type": "'application/json'"}
+        json_headers = {"Content-Type": "'application/json'", "Access-Control-Allow-Origin": "'*'"}
         self.api.add_gateway_response(
             "BadRequestBody",
             type=apigw.ResponseType.BAD_REQUEST_BODY,

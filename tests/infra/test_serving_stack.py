@@ -116,8 +116,9 @@ def test_predictive_scaling_can_be_left_out(variant_app: Synthesis) -> None:
 
 def test_the_api_invokes_the_alias_and_requires_a_key_with_a_usage_plan(serving: dict[str, Any]) -> None:
     alias_id, _ = only(serving, "AWS::Lambda::Alias")
-    methods = resources(serving, "AWS::ApiGateway::Method")
-    assert len(methods) == 5
+    methods = {k: m for k, m in resources(serving, "AWS::ApiGateway::Method").items()
+               if m["Properties"]["HttpMethod"] != "OPTIONS"}
+    assert len(methods) == 6
     for method in methods.values():
         props = method["Properties"]
         assert props["ApiKeyRequired"] is True
@@ -125,7 +126,7 @@ def test_the_api_invokes_the_alias_and_requires_a_key_with_a_usage_plan(serving:
         assert {"Ref": alias_id} in props["Integration"]["Uri"]["Fn::Join"][1]
     permissions = [p["Properties"] for p in resources(serving, "AWS::Lambda::Permission").values()
                    if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]
-    assert len(permissions) == 5 and all(p["FunctionName"] == {"Ref": alias_id} for p in permissions)
+    assert len(permissions) == 6 and all(p["FunctionName"] == {"Ref": alias_id} for p in permissions)
 
     _, plan = only(serving, "AWS::ApiGateway::UsagePlan")
     assert plan["Properties"]["Throttle"] == {"RateLimit": 100, "BurstLimit": 200}
@@ -161,9 +162,30 @@ def test_the_api_validates_bodies_throttles_and_logs_access(default_app: Synthes
     assert not resources(serving, "AWS::ApiGateway::Account"), "no account-wide role by default"
 
 
+def test_cors_preflights_need_no_credentials_and_gateway_errors_allow_any_origin(serving: dict[str, Any]) -> None:
+    # the try-it page on another origin: OPTIONS on every resource, answered by the gateway itself
+    all_methods = resources(serving, "AWS::ApiGateway::Method").values()
+    preflights = [m["Properties"] for m in all_methods if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    resource_count = len(resources(serving, "AWS::ApiGateway::Resource")) + 1  # and the root
+    assert len(preflights) == resource_count
+    for props in preflights:
+        assert props["AuthorizationType"] == "NONE" and props.get("ApiKeyRequired") in (None, False)
+        assert props["Integration"]["Type"] == "MOCK"
+        headers = props["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == "'*'"
+        assert "X-Api-Key" in headers["method.response.header.Access-Control-Allow-Headers"]
+    for response in resources(serving, "AWS::ApiGateway::GatewayResponse").values():
+        parameters = response["Properties"]["ResponseParameters"]
+        assert parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+    search = [m["Properties"] for m in all_methods if m["Properties"]["HttpMethod"] == "GET"
+              and "method.request.querystring.q" in m["Properties"].get("RequestParameters", {})]
+    assert len(search) == 1
+
+
 def test_iam_auth_replaces_the_api_key_when_chosen(variant_app: Synthesis) -> None:
     serving = variant_app.template_json("serving")
-    methods = resources(serving, "AWS::ApiGateway::Method").values()
+    methods = [m for m in resources(serving, "AWS::ApiGateway::Method").values()
+               if m["Properties"]["HttpMethod"] != "OPTIONS"]
     assert {m["Properties"]["AuthorizationType"] for m in methods} == {"AWS_IAM"}
     assert not any(m["Properties"].get("ApiKeyRequired") for m in methods)
     assert not resources(serving, "AWS::ApiGateway::ApiKey")
