@@ -1,7 +1,8 @@
 """``recs up``: the README's main job on the embedded defaults.
 
 Train on the bundled sample if no bundle exists (printing the evaluation table),
-then index into the embedded store and serve the API locally.
+then index into the embedded store and serve the API locally; the last line printed is the address
+of the try-it page (``recs serve``).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             return code
     if args.no_serve:
         return 0
-    print("==> serving the API on the embedded defaults (Ctrl-C stops it)", flush=True)
+    # `recs serve` prints the API's address, a curl line, and last the try-it page's address
+    print("==> serving the API and the try-it page on the embedded defaults (Ctrl-C stops it)", flush=True)
     return recs_main(
         ["serve", "--bundle", str(bundle_dir), "--store", str(store), "--host", args.host, "--port", str(args.port)]
     )
