@@ -140,7 +140,6 @@ def test_integers_written_with_a_zero_fraction_mean_the_same(handler: Any, body:
         if name in floated.get("filters", {}) and data.draw(st.booleans()):
             floated["filters"][name] = float(floated["filters"][name])
     floated["k"] = float(body.get("k", 10))
-    assert "10.0" in json.dumps(floated) or ".0" in json.dumps(floated)
     status_int, as_int = recommend(handler, body)
     status_float, as_float = recommend(handler, floated)
     assert status_int == status_float == 200, (as_int, as_float)
