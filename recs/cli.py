@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,7 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SERVING_COMMANDS = ("serve",)
+
+
+def _single_threaded_blas(argv: Sequence[str]) -> None:
+    """For the local server: one BLAS thread per request thread.
+
+    The server answers each request on its own thread and multiplies one user vector at a time; an
+    OpenBLAS thread pool on top of that contends with the request threads (cache-miss throughput
+    fell about tenfold under load, see bench.load). It must be set before numpy is imported.
+    """
+    if argv and argv[0] in SERVING_COMMANDS:
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _single_threaded_blas(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@ of the try-it page (``recs serve``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     # `recs serve` prints the API's address, a curl line, and last the try-it page's address
     print("==> serving the API and the try-it page on the embedded defaults (Ctrl-C stops it)", flush=True)
-    return recs_main(
-        ["serve", "--bundle", str(bundle_dir), "--store", str(store), "--host", args.host, "--port", str(args.port)]
-    )
+    # Replace this process with `recs serve`: numpy (already imported here) must start afresh with one
+    # BLAS thread for the server, and signals (Ctrl-C, SIGTERM) then reach the server itself.
+    serve = ["serve", "--bundle", str(bundle_dir), "--store", str(store), "--host", args.host, "--port", str(args.port)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "recs", *serve])
 
 
 def _indexed_version(store: Path) -> str | None:
