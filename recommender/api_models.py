@@ -190,3 +190,9 @@ class ErrorResponse(BaseModel):
     message: str
     errors: list[ErrorDetail] = Field(default_factory=list)
     request_id: str | None = None
+    bundle_model_version: str | None = Field(
+        default=None, description="Only with `model_mismatch` (503): the model of this service's user tower."
+    )
+    index_model_version: str | None = Field(
+        default=None, description="Only with `model_mismatch` (503): the model whose vectors the index serves."
+    )

@@ -32,7 +32,7 @@ from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
 from recommender.bundle import MANIFEST, USER_TOWER, Bundle
-from recommender.handler import lambda_handler
+from recommender.handler import lambda_handler, openapi_document
 from recommender.ports import ModelMismatchError, VectorIndex
 from recommender.service import HistoryItem, RecommendationQuery, RecommendationService
 from recommender.settings import ServiceSettings
@@ -200,6 +200,9 @@ def test_the_bundle_of_the_new_model_missing_from_the_root_is_a_mismatch_until_i
     status, body = recommend()
     assert status == 503 and body["error"] == "model_mismatch"
     assert (body["bundle_model_version"], body["index_model_version"]) == ("m1", "m3")
+    # AND the OpenAPI document describes every field of that body
+    documented = json.loads(openapi_document())["components"]["schemas"]["ErrorResponse"]["properties"]
+    assert set(body) <= set(documented)
     status, health = call(load_event("get_health"))
     assert status == 503 and health["status"] == "unavailable" and health["index"]["ok"] is False
     assert health["model_version"] == "m1" and health["index"]["info"]["model_version"] == "m3"
