@@ -95,8 +95,12 @@ def redis_password(settings: ServiceSettings) -> str | None:
     if not settings.redis_auth_secret_arn:
         return None
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.redis_auth_secret_arn)
+    try:
+        secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.redis_auth_secret_arn)
+    except (BotoCoreError, ClientError) as exc:
+        raise CompositionError(f"cannot read the Redis auth token {settings.redis_auth_secret_arn}: {exc}") from exc
     raw = str(secret.get("SecretString") or "")
     try:
         parsed = json.loads(raw)

@@ -6,15 +6,18 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from recommender import composition
 from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
 from recommender.composition import CompositionError, redis_password
 from recommender.settings import ServiceSettings
+from tests.recommender.conftest import embedded_settings, load_event
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -91,3 +94,25 @@ def test_a_json_secret_without_a_token_is_refused(aws_credentials: None) -> None
         arn = boto3.client("secretsmanager").create_secret(Name="s", SecretString='{"user": "x"}')["ARN"]
         with pytest.raises(CompositionError, match="no password"):
             redis_password(ServiceSettings.from_env(env={}, redis_auth_secret_arn=arn))
+
+
+def test_an_unreadable_redis_secret_is_a_503_not_a_bug(
+    aws_credentials: None, bundle_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a secret ARN Secrets Manager cannot read (deleted, or no permission)
+    from recommender.handler import lambda_handler
+
+    with mock_aws():
+        arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:recs/gone-AbCdEf"
+        composition.configure(embedded_settings(
+            bundle_dir, tmp_path, redis_url="rediss://cache:6379", redis_auth_secret_arn=arn
+        ))
+        try:
+            # THEN the service cannot be built: 503 model_unavailable and an unavailable /health, not a 500
+            answer = lambda_handler(load_event("post_recommendations"), None)
+            assert answer["statusCode"] == 503
+            assert json.loads(answer["body"])["error"] == "model_unavailable"
+            health = lambda_handler(load_event("get_health"), None)
+            assert health["statusCode"] == 503 and json.loads(health["body"])["status"] == "unavailable"
+        finally:
+            composition.reset()
