@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from recommender.bundle import BundleError
 from recommender.features import Movie
 from recommender.live_model import LiveModel, ServingModel
 from recommender.ports import (
@@ -289,7 +290,12 @@ class RecommendationService:
         with self._fallback_lock:
             index = self._fallbacks.get(model.version)
             if index is None:
-                index = self._fallbacks[model.version] = model.fallback()
+                try:
+                    index = model.fallback()
+                except (BundleError, OSError, ValueError) as exc:  # e.g. the catalog fails its check
+                    log.error("the popularity fallback cannot be built (tried again next time): %s", exc)
+                    return None
+                self._fallbacks[model.version] = index
             return index
 
     def _fallback_answer(

@@ -93,6 +93,31 @@ def test_opensearch_unreachable_with_the_popularity_fallback(
     assert status == 200 and health["status"] == "degraded" and health["fallback"] == "popular"
 
 
+def test_opensearch_unreachable_and_a_fallback_catalog_that_fails_its_check_is_a_503(
+    bundle_dir: Path, tmp_path: Path, unreachable_url: str
+) -> None:
+    # GIVEN the popularity fallback on a bundle whose catalog fails its sha256 check (same size)
+    from recommender.settings import ServiceSettings
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    catalog = copy / "catalog.json"
+    data = bytearray(catalog.read_bytes())
+    data[len(data) // 2] = ord("0") if data[len(data) // 2] != ord("0") else ord("1")
+    catalog.write_bytes(bytes(data))
+    composition.configure(ServiceSettings.from_env(env={}, bundle=str(copy), opensearch_url=unreachable_url,
+                                                   opensearch_max_retries=0))
+    try:
+        # WHEN OpenSearch cannot answer THEN the answer is 503 index_unavailable (no fallback to offer), not a 500
+        search = load_event("get_similar", path="/movies/search", resource="/movies/search", pathParameters=None,
+                            query={"q": "movie"})
+        for event in (load_event("post_recommendations"), search):
+            status, body = call(event)
+            assert (status, body["error"]) == (503, "index_unavailable"), event["path"]
+    finally:
+        composition.reset()
+
+
 @pytest.fixture
 def hanging_url() -> Iterator[str]:
     """A port that accepts connections and never answers (a hung OpenSearch)."""
