@@ -89,6 +89,8 @@ def _popularity(raw: Any) -> float | None:
         value = float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"popularity {raw!r} is not a number") from None
+    except OverflowError:  # an integer beyond float's range
+        raise ValueError(f"popularity {raw!r} must be a finite number >= 0") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"popularity {raw!r} must be a finite number >= 0")
     return value

@@ -140,3 +140,11 @@ def test_format_is_chosen_by_extension(tmp_path):
     path = tmp_path / "ok.csv"
     path.write_text("\ufeffmovieId,title,genres\n8,Eight (2008),Drama\n", encoding="utf-8")  # a BOM is fine
     assert read_delta(path).upserts[0].movie.movie_id == 8
+
+
+def test_a_popularity_too_large_for_a_float_is_named_not_a_crash():
+    text = '{"upsert": [{"movieId": 1, "title": "Big (1988)", "genres": "Comedy", "popularity": 1' + "0" * 400 + "}]}"
+    with pytest.raises(DeltaError) as caught:
+        parse_delta_json(text, "d.json")
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("upsert[0] (movieId 1): popularity 1000")
