@@ -108,6 +108,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self._send_plain(411, {"error": "length_required", "message": "send a Content-Length"})
+            self.close_connection = True  # the chunks are not read: they must not be parsed as a request
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)

@@ -169,3 +169,27 @@ def test_the_plain_powertools_resolver_would_mix_them_up() -> None:
 
     answers = _resolve_concurrently(APIGatewayRestResolver())
     assert answers[0]["path"] == answers[1]["path"]
+
+
+def test_a_chunked_body_is_refused_and_the_connection_closed(server: LocalServer) -> None:
+    # GIVEN a keep-alive client sending a chunked body (the server wants a Content-Length)
+    import socket
+
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        chunk = b'{"k": 1}'
+        sock.sendall(
+            b"POST /recommendations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n"
+        )
+        received = b""
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                break
+            received += part
+    # THEN one 411 answer, and the unread chunks are not parsed as another request
+    assert received.startswith(b"HTTP/1.1 411 ")
+    head, _, rest = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    assert json.loads(rest[:length])["error"] == "length_required"
+    assert rest[length:] == b"", rest[length:]
