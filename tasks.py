@@ -46,7 +46,13 @@ def ensure_venv() -> None:
         return
     if not PY.exists():
         say(f"creating the virtual environment {VENV}")
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SystemExit(
+                f"could not create {VENV} ({exc}); on Debian or Ubuntu install the venv module first: "
+                "apt-get install python3-venv"
+            ) from None
     say("installing the project and its dependencies (pip install -e '.[dev]')")
     sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]")
     STAMP.write_text(want)
