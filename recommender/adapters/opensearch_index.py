@@ -171,7 +171,7 @@ class OpenSearchIndex:
         """Concrete index name -> its ``_meta.model_version`` (fixed for the life of an index)."""
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        from opensearchpy.exceptions import NotFoundError, TransportError
+        from opensearchpy.exceptions import NotFoundError, SerializationError, TransportError
 
         try:
             return fn()
@@ -180,7 +180,9 @@ class OpenSearchIndex:
                 raise IndexUnavailableError(
                     f"OpenSearch has no index or alias {self.alias!r} (run `recs index rebuild`)"
                 ) from exc
-            raise
+            raise  # a missing document: callers that fetch one by id handle it
+        except SerializationError as exc:  # an answer that is not JSON (a proxy's error page, say)
+            raise IndexUnavailableError(f"OpenSearch {what} answered something that is not JSON: {exc}") from exc
         except TransportError as exc:
             raise IndexUnavailableError(f"OpenSearch {what} failed: {type(exc).__name__} {exc}") from exc
         except OSError as exc:
