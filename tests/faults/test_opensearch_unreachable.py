@@ -14,11 +14,10 @@ from tests.support.opensearch_fixtures import create_movie_index
 pytestmark = pytest.mark.opensearch
 
 
+@pytest.mark.outage_emulation
 @pytest.mark.parametrize("fallback", ["popular", "none"])
 def test_opensearch_unreachable_during_load(fault_bundle: Bundle, opensearch, unique_name, serve,
                                             fallback: str) -> None:
-    if not opensearch.emulated:
-        pytest.skip("taking OpenSearch down needs the emulation proxy (not a real cluster)")
     # GIVEN the API on OpenSearch holding the bundle's movies, under load where every request is new
     alias = unique_name("movies")
     create_movie_index(opensearch.url, unique_name("movies-v1"), alias, fault_bundle.catalog,

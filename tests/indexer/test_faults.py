@@ -21,9 +21,8 @@ def test_opensearch_unreachable(opensearch_world, make_bundle, unreachable_url):
         no_redis.rebuild(str(make_bundle("m1").path))
 
 
+@pytest.mark.outage_emulation
 def test_opensearch_outage_during_the_load_is_ridden_out(opensearch, opensearch_world, make_bundle):
-    if not opensearch.emulated:
-        pytest.skip("stopping OpenSearch needs the emulation proxy (not a real cluster)")
     restarts: list[threading.Timer] = []
 
     def outage(step: str) -> None:
