@@ -12,27 +12,20 @@ from Secrets Manager (a plain string, or JSON with a ``password``/``token``/``au
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlparse
 
 from indexer.errors import SettingsError
 from indexer.settings import IndexerSettings
+from recommender.aws_auth import auth_token_from_secret, sigv4_service_for
 
 _REGION_IN_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:es|aoss)\.amazonaws\.com$")
 
 
 def sigv4_service(settings: IndexerSettings) -> str | None:
     """``es``/``aoss`` when requests must be SigV4-signed (an AWS host, or ``RECS_OPENSEARCH_SERVICE``), else None."""
-    if not settings.opensearch_url:
-        return None
-    if settings.opensearch_service:
-        return settings.opensearch_service
-    host = (urlparse(settings.opensearch_url).hostname or "").lower()
-    if not host.endswith(".amazonaws.com"):
-        return None
-    return "aoss" if ".aoss." in host else "es"
+    return sigv4_service_for(settings.opensearch_url, settings.opensearch_service)
 
 
 def aws_region(settings: IndexerSettings) -> str | None:
@@ -85,17 +78,10 @@ def redis_password(secret_arn: str, region: str | None = None) -> str:
     import boto3
 
     secret = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_arn)
-    raw = secret.get("SecretString") or ""
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return str(raw)
-    if isinstance(parsed, dict):
-        for key in ("password", "token", "auth_token", "authToken"):
-            if parsed.get(key):
-                return str(parsed[key])
+    token = auth_token_from_secret(str(secret.get("SecretString") or ""))
+    if token is None:
         raise SettingsError(f"{secret_arn}: the secret is JSON without a password/token field")
-    return str(raw)
+    return token
 
 
 def redis_client(settings: IndexerSettings) -> Any:

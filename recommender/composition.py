@@ -16,7 +16,6 @@ once, so a cold start loads the user tower before the first request as with a fi
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recommender.aws_auth import auth_token_from_secret
 from recommender.bundle import CATALOG, MANIFEST, USER_TOWER, Bundle, BundleError, open_bundle
 from recommender.live_model import LiveModel, ServingModel
 from recommender.ports import Cache, IndexUnavailableError, ModelMismatchError, VectorIndex
@@ -101,17 +101,10 @@ def redis_password(settings: ServiceSettings) -> str | None:
         secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.redis_auth_secret_arn)
     except (BotoCoreError, ClientError) as exc:
         raise CompositionError(f"cannot read the Redis auth token {settings.redis_auth_secret_arn}: {exc}") from exc
-    raw = str(secret.get("SecretString") or "")
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return raw
-    if isinstance(parsed, dict):
-        for key in ("password", "token", "auth_token", "authToken"):
-            if parsed.get(key):
-                return str(parsed[key])
+    token = auth_token_from_secret(str(secret.get("SecretString") or ""))
+    if token is None:
         raise CompositionError(f"secret {settings.redis_auth_secret_arn} has no password/token field")
-    return raw
+    return token
 
 
 def build_index(settings: ServiceSettings, bundle: Bundle | None) -> VectorIndex:

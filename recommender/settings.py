@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlparse
 
+from recommender.aws_auth import sigv4_service_for
+
 DEFAULT_BUNDLE = "artifacts/bundle"
 DEFAULT_EMBEDDED_STORE = "artifacts/index"
 DEFAULT_ALIAS = "movies"
@@ -147,14 +149,7 @@ class ServiceSettings:
 
     def sigv4_service(self) -> str | None:
         """``es``/``aoss`` when requests to OpenSearch must be SigV4-signed, else ``None``."""
-        if not self.opensearch_url:
-            return None
-        if self.opensearch_service:
-            return self.opensearch_service
-        host = urlparse(self.opensearch_url).hostname or ""
-        if not host.endswith(".amazonaws.com"):
-            return None
-        return "aoss" if ".aoss." in host else "es"
+        return sigv4_service_for(self.opensearch_url, self.opensearch_service)
 
     def describe(self) -> dict[str, Any]:
         """The settings without secrets, for logs and ``/health``."""
