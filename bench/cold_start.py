@@ -16,7 +16,7 @@ run first):
   TensorFlow, loads it and runs one inference. No handler, no k-NN: a lower bound for a function
   that kept TensorFlow in the serving path.
 
-The Lambda asset is built with ``recommender.packaging`` when ``--asset`` does not exist. The
+The Lambda asset is built with ``infra.packaging`` when ``--asset`` does not exist. The
 bundle is ``artifacts/bundle`` when present, else a synthetic one with 9,742 movies (the size of
 MovieLens ml-latest-small). Budget: the numpy handler under 300 ms (median, spawn to answer).
 
@@ -94,7 +94,7 @@ def _say(msg: str) -> None:
 
 
 def ensure_asset(asset: Path, rebuild: bool) -> Path:
-    from recommender.packaging import build_lambda_asset
+    from infra.packaging import build_lambda_asset
 
     if rebuild or not (asset / "recommender" / "handler.py").is_file():
         _say(f"building the Lambda asset in {asset} ...")
@@ -108,7 +108,7 @@ def ensure_bundle(given: str | None, workdir: Path) -> Path:
     real = ROOT / "artifacts" / "bundle"
     if (real / "manifest.json").is_file():
         return real
-    from recommender.synthetic import write_synthetic_bundle
+    from recs.local.synthetic import write_synthetic_bundle
 
     path = workdir / "bundle"
     _say("no artifacts/bundle: writing a synthetic bundle with 9,742 movies ...")
@@ -120,7 +120,7 @@ def ensure_runtime_botocore(cache: Path) -> Path:
     """botocore for Python 3.12, as the Lambda runtime provides it (the X-Ray SDK imports it)."""
     if (cache / "botocore").is_dir():
         return cache
-    from recommender.packaging import platform_tags
+    from infra.packaging import platform_tags
 
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(cache),
            "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp"]
@@ -134,13 +134,13 @@ def build_savedmodel(bundle_dir: Path, out: Path) -> tuple[Path, Path, float]:
     """The bundle's user tower as a TensorFlow SavedModel; returns (model dir, inputs .npz, max |tf - numpy|)."""
     import tensorflow as tf
 
-    from recommender.bundle import open_bundle
-    from recommender.features import history_inputs
+    from core.bundle import open_bundle
+    from core.features import history_inputs
 
     tower = open_bundle(bundle_dir).user_tower
     weights = {name: tf.constant(value) for name, value in tower.arrays().items() if name != "movie_ids"}
 
-    class UserTowerModule(tf.Module):  # the forward pass of recommender.towers.UserTower, in TensorFlow
+    class UserTowerModule(tf.Module):  # the forward pass of core.towers.UserTower, in TensorFlow
         def __init__(self) -> None:
             super().__init__()
             self.w = {k: tf.Variable(v, trainable=False, name=k) for k, v in weights.items()}
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-tensorflow", action="store_true")
     args = parser.parse_args(argv)
 
-    from recommender.packaging import find_python312, read_report
+    from infra.packaging import find_python312, read_report
 
     python312 = find_python312()
     if python312 is None:

@@ -48,8 +48,8 @@ CHUNK = 50_000
 
 def write_streamed_bundle(out: Path, n_movies: int, dimension: int, seed: int = 0) -> str:
     """A valid bundle of ``n_movies`` synthetic movies, written chunk by chunk; returns the model version."""
-    from recommender import bundle as layout
-    from recommender.synthetic import GENRES, WORDS, synthetic_catalog, synthetic_towers
+    from core import manifest as layout
+    from recs.local.synthetic import GENRES, WORDS, synthetic_catalog, synthetic_towers
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -131,12 +131,12 @@ def child(mode: str, bundle: str, url: str, bulk_docs: int) -> dict[str, Any]:
     """One measured run (in its own process)."""
     import io
 
+    from core.bundle import open_bundle
     from indexer.catalog_stream import BundleCatalog
     from indexer.documents import index_actions
     from indexer.jobs import Indexer
     from indexer.reporting import Reporter
     from indexer.settings import IndexerSettings
-    from recommender.bundle import open_bundle
 
     settings = IndexerSettings.from_env({"opensearch_url": url, "alias": "movies", "probes": 0, "replicas": 0,
                                          "bulk_docs": bulk_docs, "request_timeout": 300.0}, env={})

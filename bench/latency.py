@@ -46,8 +46,8 @@ def _say(msg: str) -> None:
 
 def synthetic_store_catalog(n: int, seed: int) -> tuple[list[Any], np.ndarray]:
     """``n`` movies (ids 1..n) and their vectors, built with vectorised numpy (fast for 1M)."""
-    from recommender.features import Movie
-    from recommender.synthetic import GENRES
+    from core.features import Movie
+    from recs.local.synthetic import GENRES
 
     rng = np.random.default_rng(seed)
     years = rng.integers(1920, 2024, size=n)
@@ -157,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
+    from core.embedded_store import EmbeddedStore
     from recommender import composition
-    from recommender.embedded_store import EmbeddedStore
     from recommender.settings import ServiceSettings
-    from recommender.synthetic import GENRES, write_synthetic_bundle
+    from recs.local.synthetic import GENRES, write_synthetic_bundle
 
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     template = json.loads(EVENT.read_text())

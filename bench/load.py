@@ -335,7 +335,7 @@ def prepare_bundle(explicit: str | None, work: Path) -> tuple[Path, str]:
         return Path(explicit), "given"
     if (DEFAULT_BUNDLE / "manifest.json").is_file():
         return DEFAULT_BUNDLE, "trained (artifacts/bundle)"
-    from recommender.synthetic import write_synthetic_bundle
+    from recs.local.synthetic import write_synthetic_bundle
 
     _say(f"no artifacts/bundle: writing a synthetic bundle of {SYNTHETIC_MOVIES:,} movies ...")
     bundle = write_synthetic_bundle(work / "bundle", n_movies=SYNTHETIC_MOVIES, dimension=64, history_length=50,

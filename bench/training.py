@@ -31,7 +31,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def user_tower_latency(bundle_dir: Path, repeats: int = 2000) -> dict[str, dict[str, float]]:
-    from recommender.bundle import open_bundle
+    from core.bundle import open_bundle
 
     bundle = open_bundle(bundle_dir)
     tower = bundle.user_tower

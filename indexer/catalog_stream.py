@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from recommender.bundle import CATALOG, MOVIE_VECTORS, Bundle, BundleError
-from recommender.features import Movie
+from core.bundle import CATALOG, MOVIE_VECTORS, Bundle
+from core.errors import BundleError
+from core.features import Movie
 
 _BLOCK_CHARS = 1 << 20
 

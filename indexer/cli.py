@@ -99,11 +99,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run one job; errors are reported (JSON on a non-terminal) and turned into an exit status."""
+    from core.errors import BundleError, EmbeddedStoreError
     from indexer.errors import DeltaError, IndexerError
     from indexer.jobs import Indexer
     from indexer.reporting import Reporter
-    from recommender.bundle import BundleError
-    from recommender.embedded_store import EmbeddedStoreError
 
     reporter = Reporter()
     command = getattr(args, "index_command", None) or "auto"

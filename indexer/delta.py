@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.features import Movie, parse_genres, split_title
 from indexer.errors import DeltaError
-from recommender.features import Movie, parse_genres, split_title
 
 MAX_MOVIE_ID = 2**31 - 1
 """``movie_id`` is an OpenSearch ``integer``."""

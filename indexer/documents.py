@@ -1,7 +1,7 @@
 """Index documents and their bulk (NDJSON) lines, encoded a batch at a time.
 
-A document is ``movie_id, title, year, genres, popularity, embedding``; its id is
-``str(movie_id)``. Vectors are written with 7 decimals: the rounding error (at most 5e-8) is
+A document is ``core.index_schema.document`` (``movie_id, title, year, genres, popularity,
+embedding``); its id is ``str(movie_id)``. Vectors are written with 7 decimals: the rounding error (at most 5e-8) is
 below float32's own resolution for the unit-length part of the vector, and it halves the bytes
 on the wire compared with the full float64 repr of each float32.
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from recommender.features import Movie
+from core.features import Movie
+from core.index_schema import document
 
 VECTOR_DECIMALS = 7
 
@@ -24,17 +25,6 @@ class BulkAction(NamedTuple):
 
     doc_id: str
     payload: str
-
-
-def document(movie: Movie, vector: Sequence[float]) -> dict[str, Any]:
-    return {
-        "movie_id": movie.movie_id,
-        "title": movie.title,
-        "year": movie.year,
-        "genres": list(movie.genres),
-        "popularity": movie.popularity,
-        "embedding": list(vector),
-    }
 
 
 def rounded_rows(vectors: np.ndarray) -> list[list[float]]:

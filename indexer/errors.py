@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.errors import RecsError
+from core.errors import SettingsError as CoreSettingsError
 
-class IndexerError(Exception):
+
+class IndexerError(RecsError):
     """An indexer run failed; the message says why. Nothing half-built is ever made live."""
 
     exit_code = 1
 
 
-class SettingsError(IndexerError):
+class SettingsError(IndexerError, CoreSettingsError):
     """A setting (environment variable or argument) is missing or invalid."""
 
     exit_code = 2

@@ -14,20 +14,20 @@ from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
+from core.errors import BundleError
+from indexer.adapters.clients import opensearch_client, redis_client
+from indexer.adapters.embedded import EmbeddedTarget
+from indexer.adapters.opensearch import OpenSearchTarget
 from indexer.catalog_stream import BundleCatalog, CatalogBatch
-from indexer.clients import opensearch_client, redis_client
 from indexer.delta import CatalogDelta
-from indexer.embedded_target import EmbeddedTarget
 from indexer.errors import IndexerError, NoLiveIndexError, RollbackError, SourceError
 from indexer.generation import bump_generation, read_generation
 from indexer.locks import FileLock, OpenSearchLock, RedisLock, RunLock
-from indexer.opensearch_target import OpenSearchTarget
 from indexer.reporting import Reporter, RunSummary
 from indexer.retry import Backoff
 from indexer.settings import IndexerSettings
 from indexer.sources import load_bundle, load_delta, plan_for_object
 from indexer.target import IndexTarget, Probe, probe_positions, probe_vector
-from recommender.bundle import BundleError
 
 StepHook = Callable[[str], None]
 

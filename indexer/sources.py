@@ -17,9 +17,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from core.bundle import Bundle, open_bundle
+from core.errors import BundleError, LocationError
+from core.locations import is_s3, parse_s3_url
 from indexer.delta import CatalogDelta, parse_delta, read_delta
 from indexer.errors import DeltaError, SourceError
-from recommender.bundle import Bundle, BundleError, open_bundle
 
 _BUNDLE_KEY = re.compile(r"^(?P<root>(?:.*/)?)bundles/(?P<version>[^/]+)/manifest\.json$")
 _DELTA_KEY = re.compile(r"^(?P<root>(?:.*/)?)deltas/[^/]+\.(?:json|csv)$", re.IGNORECASE)
@@ -52,13 +54,6 @@ def plan_for_object(bucket: str | None, key: str | None) -> ObjectPlan:
     )
 
 
-def parse_s3_url(url: str) -> tuple[str, str]:
-    bucket, _, key = url[len("s3://") :].partition("/")
-    if not url.startswith("s3://") or not bucket or not key:
-        raise SourceError(f"{url}: want s3://bucket/key")
-    return bucket, key
-
-
 def load_bundle(location: str) -> Bundle:
     """Open a bundle from a directory or an ``s3://`` prefix (downloaded to a local cache)."""
     try:
@@ -70,12 +65,15 @@ def load_bundle(location: str) -> Bundle:
 
 def load_delta(location: str) -> CatalogDelta:
     """Read and validate a delta from a local file or an ``s3://`` URL (``DeltaError`` if malformed)."""
-    if not location.startswith("s3://"):
+    if not is_s3(location):
         return read_delta(location)
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = parse_s3_url(location)
+    try:
+        bucket, key = parse_s3_url(location, key_required=True)
+    except LocationError as exc:
+        raise SourceError(str(exc)) from exc
     try:
         data = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except (ClientError, BotoCoreError) as exc:

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from core.features import Movie
 from indexer.catalog_stream import CatalogBatch
-from recommender.features import Movie
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ AZ instead), an arm64 Lambda with one provisioned instance. README "Deploy to AW
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import constructs
+
+from core.errors import SettingsError
+from core.settings import label, load, names_of, setting, variables
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the Docker build context of the indexer image and the home of ``build/``."""
@@ -30,7 +33,7 @@ _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class InfraConfigError(ValueError):
+class InfraConfigError(SettingsError):
     """A context value is missing its required form; the message names the context key."""
 
 
@@ -38,115 +41,111 @@ class InfraConfigError(ValueError):
 class InfraSettings:
     """Everything the two stacks read. Field names are the context keys in snake_case (see ``context_key``)."""
 
-    prefix: str = "recs"
+    prefix: str = setting("prefix", default="recs")
     """Lower-case name prefix: stacks ``<prefix>-data`` / ``<prefix>-serving``, the function, the domain."""
 
     # --- network
-    max_azs: int = 2
+    max_azs: int = setting("maxAzs", default=2)
     """Availability zones the VPC spans (fixed, so synth needs no account lookup)."""
-    nat_gateways: int = 0
+    nat_gateways: int = setting("natGateways", default=0)
     """0: isolated subnets only, AWS services reached through VPC endpoints (no NAT cost)."""
-    interface_endpoints: bool = True
+    interface_endpoints: bool = setting("interfaceEndpoints", default=True)
     """Interface endpoints for ECR, CloudWatch Logs and Secrets Manager (needed when ``natGateways`` is 0)."""
-    endpoint_azs: int = 1
+    endpoint_azs: int = setting("endpointAzs", default=1)
     """How many AZs get an ENI of each interface endpoint (each ENI is billed per hour)."""
 
     # --- OpenSearch
-    opensearch_version: str = "2.19"
-    opensearch_instance_type: str = "t3.small.search"
-    opensearch_data_nodes: int = 1
-    opensearch_volume_gib: int = 10
-    opensearch_alias: str = "movies"
+    opensearch_version: str = setting("opensearchVersion", default="2.19")
+    opensearch_instance_type: str = setting("opensearchInstanceType", default="t3.small.search")
+    opensearch_data_nodes: int = setting("opensearchDataNodes", default=1)
+    opensearch_volume_gib: int = setting("opensearchVolumeGiB", default=10)
+    opensearch_alias: str = setting("opensearchAlias", default="movies")
 
     # --- Redis (ElastiCache)
-    redis_node_type: str = "cache.t4g.micro"
-    redis_replicas: int = 0
+    redis_node_type: str = setting("redisNodeType", default="cache.t4g.micro")
+    redis_replicas: int = setting("redisReplicas", default=0)
     """Read replicas; 1 or more turns on Multi-AZ with automatic fail-over."""
-    redis_engine_version: str = "7.1"
-    redis_port: int = 6380
+    redis_engine_version: str = setting("redisEngineVersion", default="7.1")
+    redis_port: int = setting("redisPort", default=6380)
 
     # --- indexer (Fargate)
-    indexer_cpu: int = 1024
-    indexer_memory_mib: int = 2048
-    indexer_architecture: str = "x86_64"
+    indexer_cpu: int = setting("indexerCpu", default=1024)
+    indexer_memory_mib: int = setting("indexerMemoryMiB", default=2048)
+    indexer_architecture: str = setting("indexerArchitecture", default="x86_64")
     """CPU architecture of the indexer image; the image is built by Docker on the deploying machine."""
 
     # --- recommender (Lambda)
-    model_version: str | None = None
+    model_version: str | None = setting("modelVersion", default=None)
     """Optional pin. Unset (the default): ``RECS_BUNDLE=s3://<bucket>/bundles/``, the bundle ROOT: the function
     serves the bundle of whatever model the live index holds and follows a retrain without a redeploy. Set:
     ``RECS_BUNDLE=s3://<bucket>/bundles/<modelVersion>``, that one model only; while the index holds another,
     recommendations are the flagged popularity fallback (never the pinned tower against other vectors)."""
-    lambda_architecture: str = "arm64"
+    lambda_architecture: str = setting("lambdaArchitecture", default="arm64")
     """Graviton (arm64) is about 20% cheaper per GB-second; the asset is built for either without Docker."""
-    lambda_memory_mib: int = 1024
-    lambda_timeout_seconds: int = 10
-    lambda_asset_dir: str | None = None
+    lambda_memory_mib: int = setting("lambdaMemoryMiB", default=1024)
+    lambda_timeout_seconds: int = setting("lambdaTimeoutSeconds", default=10)
+    lambda_asset_dir: str | None = setting("lambdaAssetDir", default=None)
     """A prebuilt Lambda asset directory; default: ``build/lambda-<arch>``, (re)built at synth when stale."""
-    provisioned_concurrency_min: int = 1
-    provisioned_concurrency_max: int = 10
-    provisioned_concurrency_target: float = 0.7
+    provisioned_concurrency_min: int = setting("provisionedConcurrencyMin", default=1)
+    provisioned_concurrency_max: int = setting("provisionedConcurrencyMax", default=10)
+    provisioned_concurrency_target: float = setting("provisionedConcurrencyTarget", default=0.7)
     """Target tracking on ``LambdaProvisionedConcurrencyUtilization``."""
-    predictive_scaling: bool = True
+    predictive_scaling: bool = setting("predictiveScaling", default=True)
     """Deploy the hourly forecaster (``scaling/``) that schedules the alias' minimum capacity ahead of traffic."""
-    predictive_scaling_dry_run: bool = False
+    predictive_scaling_dry_run: bool = setting("predictiveScalingDryRun", default=False)
     """The forecaster plans and logs but writes no scheduled action (a trial period)."""
 
     # --- API Gateway
-    api_auth: str = "apiKey"
+    api_auth: str = setting("apiAuth", default="apiKey")
     """``apiKey``: an API key with a usage plan; ``iam``: SigV4-signed requests (AWS_IAM authorization)."""
-    api_rate_limit: int = 100
+    api_rate_limit: int = setting("apiRateLimit", default=100)
     """Steady-state requests per second, stage-wide and per key."""
-    api_burst_limit: int = 200
-    api_quota_per_day: int = 0
+    api_burst_limit: int = setting("apiBurstLimit", default=200)
+    api_quota_per_day: int = setting("apiQuotaPerDay", default=0)
     """Requests per API key per day; 0: no quota."""
-    api_execution_logs: bool = False
+    api_execution_logs: bool = setting("apiExecutionLogs", default=False)
     """API Gateway execution logs (ERROR level). They need the account-wide API Gateway CloudWatch role,
     which this app then creates and retains (it replaces any role the account had set). Access logs
     are always on."""
 
     # --- operations
-    tracing: bool = False
+    tracing: bool = setting("tracing", default=False)
     """X-Ray on the API stage and the Lambda (billed per trace: about $18/month at 10 req/s)."""
-    log_retention_days: int = 30
-    alarm_email: str | None = None
+    log_retention_days: int = setting("logRetentionDays", default=30)
+    alarm_email: str | None = setting("alarmEmail", default=None)
     """Subscribe this address to the alarm topic (it must confirm the subscription)."""
-    alarm_p99_latency_ms: int = 1000
-    alarm_5xx_rate: float = 0.01
+    alarm_p99_latency_ms: int = setting("alarmP99LatencyMs", default=1000)
+    alarm_5xx_rate: float = setting("alarm5xxRate", default=0.01)
     """Alarm when this fraction of API requests answer 5xx over 5 minutes."""
-    nag: bool = True
+    nag: bool = setting("nag", default=True)
     """Run the cdk-nag AwsSolutions rules at synth (policy validation: any error fails synth)."""
+
+    settings_error = InfraConfigError
+    settings_label = staticmethod(lambda key: f"context {key!r}")
 
     @classmethod
     def from_context(cls, node: constructs.Node, **overrides: Any) -> InfraSettings:
         """Settings from the construct tree's context (``cdk.json`` and ``-c key=value``)."""
-        values = {}
-        for f in fields(cls):
-            raw = node.try_get_context(context_key(f.name))
-            if raw is not None:
-                values[context_key(f.name)] = raw
-        return cls.from_mapping(values, **overrides)
+        context = {}
+        for names in variables(cls):
+            for key in names:
+                raw = node.try_get_context(key)
+                if raw is not None:
+                    context[key] = raw
+        return cls.from_mapping(context, **overrides)
 
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any], **overrides: Any) -> InfraSettings:
         """Settings from a context mapping (camelCase keys; unknown keys are CDK's own and ignored)."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = context_key(f.name)
-            if key in context and context[key] is not None:
-                values[f.name] = _coerce(key, context[key], f.default)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InfraConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        return load(cls, context, **overrides)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         def check(ok: bool, field_name: str, why: str) -> None:
             if not ok:
-                raise InfraConfigError(f"context {context_key(field_name)!r}: {why}")
+                raise InfraConfigError(f"{label(self, field_name)}: {why}")
 
         check(bool(_PREFIX_RE.match(self.prefix)), "prefix", "2-15 lower-case letters, digits or '-', letter first")
         check(1 <= self.max_azs <= 3, "max_azs", "must be 1, 2 or 3")
@@ -236,37 +235,5 @@ _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731
 
 
 def context_key(field_name: str) -> str:
-    """``lambda_memory_mib`` -> ``lambdaMemoryMiB`` (the spelling used in ``cdk.json``)."""
-    special = {"lambda_memory_mib": "lambdaMemoryMiB", "indexer_memory_mib": "indexerMemoryMiB",
-               "opensearch_volume_gib": "opensearchVolumeGiB"}
-    if field_name in special:
-        return special[field_name]
-    head, *rest = field_name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def _coerce(key: str, raw: Any, default: Any) -> Any:
-    """Context from ``-c key=value`` arrives as a string; from cdk.json as JSON. Accept both."""
-    parse: Callable[[Any], Any]
-    if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        lowered = str(raw).strip().lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise InfraConfigError(f"context {key!r}: {raw!r} is not true/false")
-    if isinstance(default, int):
-        parse = int
-    elif isinstance(default, float):
-        parse = float
-    else:
-        text = str(raw).strip()
-        return (text or None) if default is None else text
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        return parse(raw)
-    except (TypeError, ValueError):
-        raise InfraConfigError(f"context {key!r}: {raw!r} is not a {parse.__name__}") from None
+    """``lambda_memory_mib`` -> ``lambdaMemoryMiB``: the key a field is read from in ``cdk.json``."""
+    return names_of(InfraSettings, field_name)[0]

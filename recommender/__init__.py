@@ -1,12 +1,6 @@
-"""The serving package: numpy towers, the bundle contract, and the recommendation API.
+"""The recommendation API as it runs in AWS Lambda: the handler, the service, its ports and adapters.
 
-Inside AWS Lambda, OpenBLAS (numpy's BLAS) is limited to one thread unless
-``OPENBLAS_NUM_THREADS`` says otherwise: a function has one or two vCPUs and multiplies one
-vector at a time, and starting OpenBLAS' thread pool when numpy is imported costs the cold start
-10 to 100 ms (see ``bench.cold_start``). Set here because it must happen before numpy's import.
+This package holds only what the Lambda runs (the asset is ``core/`` plus this package). Importing it
+has no side effect; the function's environment sets ``OPENBLAS_NUM_THREADS=1`` (``infra``), and the
+local server (``recs.local``) sets it for its own process.
 """
-
-import os as _os
-
-if _os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.aws_auth import auth_token_from_secret
-from recommender.bundle import CATALOG, MANIFEST, USER_TOWER, Bundle, BundleError, open_bundle
+from core.aws import opensearch_client, redis_auth_token
+from core.bundle import CATALOG, MANIFEST, USER_TOWER, Bundle, open_bundle
+from core.errors import BundleError, ConnectionSetupError, EmbeddedStoreError, LocationError
+from core.locations import is_s3
+from recommender.errors import CompositionError, IndexUnavailableError, ModelMismatchError
 from recommender.live_model import LiveModel, ServingModel
-from recommender.ports import Cache, IndexUnavailableError, ModelMismatchError, VectorIndex
+from recommender.ports import Cache, VectorIndex
 from recommender.service import NoTelemetry, RecommendationService
 from recommender.settings import ServiceSettings
 
@@ -35,10 +38,6 @@ log = logging.getLogger(__name__)
 
 RETRY_BUILD_AFTER_SECONDS = 10.0
 _MODEL_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
-
-
-class CompositionError(RuntimeError):
-    """The service could not be built (bad settings, unreadable bundle ...); the message says why."""
 
 
 @dataclass
@@ -59,12 +58,7 @@ class Container:
 
 def load_bundle(settings: ServiceSettings, files: list[str] | None = None, location: str | None = None) -> Bundle:
     """Open the configured bundle (or ``location``); an ``s3://`` one is downloaded (only ``files`` when given)."""
-    location = location or settings.bundle
-    if location.startswith("s3://"):
-        from recommender.s3_bundle import fetch_bundle
-
-        return open_bundle(fetch_bundle(location, cache_dir=settings.bundle_cache_dir, files=files))
-    return open_bundle(location)
+    return open_bundle(location or settings.bundle, cache_dir=settings.bundle_cache_dir, files=files)
 
 
 def bundle_location(settings: ServiceSettings, model_version: str) -> str:
@@ -91,41 +85,34 @@ def load_serving_model(settings: ServiceSettings, model_version: str) -> Serving
 
 
 def redis_password(settings: ServiceSettings) -> str | None:
-    """The ElastiCache auth token from Secrets Manager (plain string, or JSON with a password/token)."""
+    """The ElastiCache auth token from Secrets Manager (``core.aws.redis_auth_token``), or ``None``."""
     if not settings.redis_auth_secret_arn:
         return None
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
-        secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.redis_auth_secret_arn)
-    except (BotoCoreError, ClientError) as exc:
-        raise CompositionError(f"cannot read the Redis auth token {settings.redis_auth_secret_arn}: {exc}") from exc
-    token = auth_token_from_secret(str(secret.get("SecretString") or ""))
-    if token is None:
-        raise CompositionError(f"secret {settings.redis_auth_secret_arn} has no password/token field")
-    return token
+        return redis_auth_token(settings.redis_auth_secret_arn, settings.aws_region)
+    except ConnectionSetupError as exc:
+        raise CompositionError(str(exc)) from exc
 
 
 def build_index(settings: ServiceSettings, bundle: Bundle | None) -> VectorIndex:
     """OpenSearch or the embedded store; ``bundle`` is ``None`` for a bundle root (the index follows
     whatever model the store or the alias serves)."""
     if settings.opensearch_url:
-        from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
+        from recommender.adapters.opensearch_index import OpenSearchIndex
 
-        client = build_client(
+        client = opensearch_client(
             settings.opensearch_url,
             username=settings.opensearch_username,
             password=settings.opensearch_password,
-            sigv4_service=settings.sigv4_service(),
+            service=settings.opensearch_service,
             region=settings.aws_region,
             timeout_seconds=settings.opensearch_timeout_seconds,
             max_retries=settings.opensearch_max_retries,
         )
         space_type = bundle.manifest.space_type if bundle is not None else "innerproduct"
         return OpenSearchIndex(client, settings.opensearch_alias, space_type, settings.model_check_seconds)
+    from core.embedded_store import EmbeddedStore
     from recommender.adapters.numpy_index import NumpyIndex
-    from recommender.embedded_store import EmbeddedStore
 
     store = EmbeddedStore(settings.embedded_store) if settings.embedded_store else None
     if bundle is None:
@@ -157,7 +144,7 @@ def _popularity_fallback(settings: ServiceSettings, bundle: Bundle, location: st
     from recommender.adapters.numpy_index import NumpyIndex
 
     location = location or settings.bundle
-    if location.startswith("s3://") and not (bundle.path / CATALOG).is_file():
+    if is_s3(location) and not (bundle.path / CATALOG).is_file():
         bundle = load_bundle(settings, files=[CATALOG], location=location)
     catalog = bundle.catalog
     return NumpyIndex.from_arrays(catalog, np.zeros((len(catalog), 0), np.float32), bundle.model_version)
@@ -165,7 +152,6 @@ def _popularity_fallback(settings: ServiceSettings, bundle: Bundle, location: st
 
 def build_container(settings: ServiceSettings) -> Container:
     """Build everything the handler needs; raises ``CompositionError`` naming what failed."""
-    from recommender.embedded_store import EmbeddedStoreError
     from recommender.observability import EmfTelemetry, Tracing, tracing_wanted
 
     popular_fallback = bool(settings.opensearch_url) and settings.index_fallback == "popular"
@@ -192,7 +178,7 @@ def build_container(settings: ServiceSettings) -> Container:
 
             models = LiveModel(index, fixed=ServingModel(bundle.model_version, tower, bundle, fallback))
         cache = build_cache(settings)
-    except (BundleError, EmbeddedStoreError, OSError, ValueError) as exc:
+    except (BundleError, EmbeddedStoreError, ConnectionSetupError, LocationError, OSError, ValueError) as exc:
         if settings.bundle_is_root is False and isinstance(exc, BundleError) and _holds_bundles(settings.bundle):
             exc = BundleError(f"{exc} ({settings.bundle} holds bundles in subfolders: end RECS_BUNDLE with '/' "
                               "to serve the one of the live index's model)")
@@ -216,7 +202,7 @@ def build_container(settings: ServiceSettings) -> Container:
 
 def _holds_bundles(path: str) -> bool:
     """A local directory without a manifest whose subfolders have one (a bundle root without its '/')."""
-    if path.startswith("s3://"):
+    if is_s3(path):
         return False
     root = Path(path)
     return root.is_dir() and not (root / MANIFEST).exists() and any(root.glob(f"*/{MANIFEST}"))
@@ -273,4 +259,4 @@ def get_container() -> Container:
 
 
 def bundle_path_for_display(settings: ServiceSettings) -> str:
-    return settings.bundle if settings.bundle.startswith("s3://") else str(Path(settings.bundle).resolve())
+    return settings.bundle if is_s3(settings.bundle) else str(Path(settings.bundle).resolve())

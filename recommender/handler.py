@@ -45,6 +45,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
+from core.title_search import MAX_QUERY_CHARS
 from recommender import composition
 from recommender.api_models import (
     ErrorResponse,
@@ -58,11 +59,11 @@ from recommender.api_models import (
     RecommendedMovie,
     SimilarResponse,
 )
+from recommender.errors import CompositionError, IndexUnavailableError, ModelMismatchError, MovieNotFoundError
 from recommender.observability import logger
-from recommender.ports import Filters, IndexUnavailableError, ModelMismatchError
-from recommender.service import HistoryItem, MovieNotFoundError, RecommendationQuery, hits_to_json
+from recommender.ports import Filters
+from recommender.service import HistoryItem, RecommendationQuery, hits_to_json
 from recommender.settings import MAX_BODY_BYTES, MAX_K
-from recommender.title_search import MAX_QUERY_CHARS
 
 API_TITLE = "Movie recommendations"
 API_VERSION = "1.0.0"
@@ -343,7 +344,7 @@ def get_similar(
 def get_health() -> Response[Any]:
     try:
         container = composition.get_container()
-    except composition.CompositionError as exc:
+    except CompositionError as exc:
         logger.error("health: the service cannot be built", extra={"reason": str(exc)})
         unavailable = HealthResponse(
             status="unavailable", model_version=None, history_length=None, index=None, cache=None, fallback=None
@@ -428,8 +429,8 @@ def on_model_mismatch(exc: ModelMismatchError) -> Response[Any]:
     return Response(status_code=503, content_type=JSON, body=json.dumps(body), headers={"Retry-After": "10"})
 
 
-@app.exception_handler(composition.CompositionError)
-def on_composition_error(exc: composition.CompositionError) -> Response[Any]:
+@app.exception_handler(CompositionError)
+def on_composition_error(exc: CompositionError) -> Response[Any]:
     logger.error("the service cannot be built", extra={"reason": str(exc)})
     return error_response(
         503, "model_unavailable", "The model could not be loaded; the operators have been told (see the logs).",

@@ -26,9 +26,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from recommender.bundle import Bundle, BundleError
-from recommender.ports import ModelMismatchError, VectorIndex
-from recommender.towers import UserTower
+from core.bundle import Bundle
+from core.errors import BundleError
+from core.towers import UserTower
+from recommender.errors import ModelMismatchError
+from recommender.ports import VectorIndex
 
 log = logging.getLogger(__name__)
 

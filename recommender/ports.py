@@ -13,31 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recommender.features import Movie
-
-
-class IndexUnavailableError(Exception):
-    """The vector index cannot answer (unreachable, timed out, not built yet)."""
-
-
-class CacheUnavailableError(Exception):
-    """The cache cannot answer; callers serve uncached."""
-
-
-class ModelMismatchError(Exception):
-    """The index serves vectors of another model than the user tower that would query it.
-
-    ``serving``: the model of the user tower (``None`` when none is loaded); ``index``: the model
-    whose vectors the live index holds (``None`` when it records none). Never compare a user vector
-    with item vectors of another model: callers answer 503 or the popularity fallback instead.
-    """
-
-    def __init__(self, serving: str | None, index: str | None, reason: str = "") -> None:
-        self.serving = serving
-        self.index = index
-        self.reason = reason
-        message = f"the index serves model {index!r}, the user tower is model {serving!r}"
-        super().__init__(f"{message}: {reason}" if reason else message)
+from core.features import Movie
 
 
 @dataclass(frozen=True)
@@ -143,7 +119,7 @@ class VectorIndex(Protocol):
     def search_titles(self, query: str, limit: int) -> list[Movie]:
         """Title search as you type: movies whose title holds every term of ``query``, the last one as
         a prefix, most popular first (ties by id), at most ``limit``; the rule of
-        ``recommender.title_search`` (OpenSearch: ``match_bool_prefix`` on ``title``). Raises
+        ``core.title_search`` (OpenSearch: ``match_bool_prefix`` on ``title``). Raises
         ``IndexUnavailableError``."""
         ...
 

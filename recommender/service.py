@@ -39,22 +39,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recommender.bundle import BundleError
-from recommender.features import Movie
+from core.errors import BundleError
+from core.features import Movie
+from core.title_search import title_terms
+from core.towers import UserTower
+from recommender.errors import CacheUnavailableError, IndexUnavailableError, ModelMismatchError, MovieNotFoundError
 from recommender.live_model import LiveModel, ServingModel
-from recommender.ports import (
-    NO_FILTERS,
-    BackendStatus,
-    Cache,
-    CacheUnavailableError,
-    Filters,
-    Hit,
-    IndexUnavailableError,
-    ModelMismatchError,
-    VectorIndex,
-)
-from recommender.title_search import title_terms
-from recommender.towers import UserTower
+from recommender.ports import NO_FILTERS, BackendStatus, Cache, Filters, Hit, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +54,6 @@ CACHE_FORMAT = 1
 LIKED_MIN_RATING = 3.0
 """``explain`` names history movies rated at least this (or unrated) as the ones "you liked"."""
 EXPLAIN_PER_ITEM = 3
-
-
-class MovieNotFoundError(LookupError):
-    """The movie named in the path is not in the catalog."""
-
-    def __init__(self, movie_id: int) -> None:
-        super().__init__(f"movie {movie_id} is not in the catalog")
-        self.movie_id = movie_id
 
 
 class Telemetry(Protocol):
@@ -467,7 +450,7 @@ class RecommendationService:
         raise AssertionError("unreachable")
 
     def search_movies(self, text: str, limit: int) -> MovieSearch:
-        """Title search as you type (the rule of ``recommender.title_search``), cached by the query's
+        """Title search as you type (the rule of ``core.title_search``), cached by the query's
         terms like the other answers. With the index down and the popularity fallback on, the serving
         bundle's catalog is searched instead (flagged ``fallback: "bundle"``, never cached)."""
         version = self.model_version or "unknown"

@@ -12,17 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 
+from core.errors import CommandError
+
 COMMAND_MODULES = (
     "training.cli",  # recs train, recs evaluate
     "indexer.cli",  # recs index ...
-    "recommender.cli",  # recs serve, recs package
+    "recs.local.cli",  # recs serve
+    "infra.cli",  # recs package lambda
     "scaling.cli",  # recs scaling plan
     "recs.quickstart",  # recs up
 )
-
-
-class CommandError(Exception):
-    """A command failed for a reason the user can act on; printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

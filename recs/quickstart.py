@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recommender.bundle import BundleError, open_bundle
+from core.bundle import open_bundle
+from core.errors import BundleError
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -83,7 +84,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _indexed_version(store: Path) -> str | None:
     """The model version the embedded store's alias serves, if any."""
-    from recommender.embedded_store import EmbeddedStore, EmbeddedStoreError
+    from core.embedded_store import EmbeddedStore
+    from core.errors import EmbeddedStoreError
 
     try:
         return EmbeddedStore(store).current().model_version

@@ -49,12 +49,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from recs.cli import CommandError
+    from core.errors import CommandError, SettingsError
     from scaling import log
     from scaling.actions import ScalingActionsError
     from scaling.metrics import MetricHistory
     from scaling.runner import ForecasterError, run_forecaster
-    from scaling.settings import ScalingSettings, SettingsError
+    from scaling.settings import ScalingSettings
 
     log.configure()
     try:

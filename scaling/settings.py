@@ -29,79 +29,60 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
-ENV_PREFIX = "RECS_SCALING_"
+from core.errors import SettingsError
+from core.settings import describe, label, load, override, setting
+
 # Application Auto Scaling: a scheduled action name is printable and has no '|', ':' or '/'.
 _ACTION_NAME = re.compile(r"^[\x20-\x7e]+$")
 _RESOURCE_ID = re.compile(r"^function:[A-Za-z0-9_-]{1,64}:[A-Za-z0-9$_-]{1,128}$")
-
-
-class SettingsError(ValueError):
-    """A setting (argument or ``RECS_SCALING_*`` variable) has an invalid value."""
-
-
-def env_name(field_name: str) -> str:
-    return ENV_PREFIX + field_name.upper()
 
 
 @dataclass(frozen=True)
 class ScalingSettings:
     """Everything the forecaster needs: where to read, how to forecast, where and what to write."""
 
-    function_name: str | None = None
-    alias: str = "live"
-    resource_id: str | None = None
+    function_name: str | None = setting("RECS_SCALING_FUNCTION_NAME", default=None)
+    alias: str = setting("RECS_SCALING_ALIAS", default="live")
+    resource_id: str | None = setting("RECS_SCALING_RESOURCE_ID", default=None)
     """``function:<name>:<alias>``; derived from the function and alias when unset."""
-    min_capacity: int = 1
+    min_capacity: int = setting("RECS_SCALING_MIN_CAPACITY", default=1)
     """The floor of every planned hour (raised to 1 while the function has traffic)."""
-    max_capacity: int = 100
+    max_capacity: int = setting("RECS_SCALING_MAX_CAPACITY", default=100)
     """The ceiling of every planned hour (lowered to the scalable target's own maximum)."""
-    headroom: float = 1.1
-    quantile: float = 0.9
-    history_days: int = 28
-    trend_hours: int = 24
-    trend_min: float = 0.5
-    trend_max: float = 2.0
-    horizon_hours: int = 24
-    lead_minutes: int = 10
-    period_seconds: int = 300
-    duration_statistic: str = "p99"
-    fallback_duration_ms: float = 1000.0
-    action_prefix: str = "recs-predictive-"
-    dry_run: bool = False
-    aws_region: str | None = None
+    headroom: float = setting("RECS_SCALING_HEADROOM", default=1.1)
+    quantile: float = setting("RECS_SCALING_QUANTILE", default=0.9)
+    history_days: int = setting("RECS_SCALING_HISTORY_DAYS", default=28)
+    trend_hours: int = setting("RECS_SCALING_TREND_HOURS", default=24)
+    trend_min: float = setting("RECS_SCALING_TREND_MIN", default=0.5)
+    trend_max: float = setting("RECS_SCALING_TREND_MAX", default=2.0)
+    horizon_hours: int = setting("RECS_SCALING_HORIZON_HOURS", default=24)
+    lead_minutes: int = setting("RECS_SCALING_LEAD_MINUTES", default=10)
+    period_seconds: int = setting("RECS_SCALING_PERIOD_SECONDS", default=300)
+    duration_statistic: str = setting("RECS_SCALING_DURATION_STATISTIC", default="p99")
+    fallback_duration_ms: float = setting("RECS_SCALING_FALLBACK_DURATION_MS", default=1000.0)
+    action_prefix: str = setting("RECS_SCALING_ACTION_PREFIX", default="recs-predictive-")
+    dry_run: bool = setting("RECS_SCALING_DRY_RUN", default=False)
+    aws_region: str | None = setting("AWS_REGION", "AWS_DEFAULT_REGION", default=None)
+
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ScalingSettings:
-        """Settings from ``RECS_SCALING_*`` variables, then ``overrides`` (``None`` values are ignored)."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        if region:
-            values["aws_region"] = region
-        for f in fields(cls):
-            raw = env.get(env_name(f.name))
-            if raw is None or raw.strip() == "":
-                continue
-            values[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].default)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        """Settings from ``RECS_SCALING_*`` variables (and ``AWS_REGION``), then ``overrides`` (``None``
+        values are ignored)."""
+        return load(cls, os.environ if env is None else env, **overrides)
 
     def with_overrides(self, **overrides: Any) -> ScalingSettings:
-        settings = replace(self, **{k: v for k, v in overrides.items() if v is not None})
-        settings.validate()
-        return settings
+        return override(self, **overrides)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         def bad(name: str, why: str) -> SettingsError:
-            return SettingsError(f"{env_name(name)}: {why}")
+            return SettingsError(f"{label(self, name)}: {why}")
 
         if self.function_name is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.function_name):
             raise bad("function_name", f"{self.function_name!r} is not a Lambda function name")
@@ -146,7 +127,7 @@ class ScalingSettings:
         if self.resource_id:
             return self.resource_id
         if not self.function_name:
-            raise SettingsError(f"{env_name('function_name')} (or {env_name('resource_id')}) is required")
+            raise SettingsError(f"{label(self, 'function_name')} (or {label(self, 'resource_id')}) is required")
         return f"function:{self.function_name}:{self.alias}"
 
     @property
@@ -163,26 +144,4 @@ class ScalingSettings:
         return self.alias
 
     def describe(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _parse(name: str, raw: str, default: Any) -> Any:
-    variable = env_name(name)
-    if isinstance(default, bool):
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{variable}: {raw!r} is not a boolean (true/false)")
-    if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(f"{variable}: {raw!r} is not an integer") from None
-    if isinstance(default, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise SettingsError(f"{variable}: {raw!r} is not a number") from None
-    return raw.strip()
+        return describe(self)

@@ -65,14 +65,14 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    from recommender.bundle import BundleError
+    from core.errors import BundleError
     from training.movielens import DataError
 
     return (DataError, BundleError, ValueError)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from recs.cli import CommandError
+    from core.errors import CommandError
     from training.pipeline import BASELINES, format_table, run_training
     from training.report import write_report
 
@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from recs.cli import CommandError
+    from core.errors import CommandError
     from training.pipeline import BASELINES, format_table, run_evaluation
     from training.report import write_report
 

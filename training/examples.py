@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.features import ItemFeatureSpec, Movie, history_inputs, title_tokens
+from core.features import ItemFeatureSpec, Movie, history_inputs, title_tokens
 from training.split import Split
 
 

@@ -1,4 +1,4 @@
-"""The two-tower model in Keras 3, written with the same operations as recommender.towers.
+"""The two-tower model in Keras 3, written with the same operations as core.towers.
 
 Layer weights map one to one onto the numpy towers' arrays (see ``export``),
 so the served numpy forward pass equals this model's.
@@ -11,7 +11,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from recommender.features import RATING_BUCKETS
+from core.features import RATING_BUCKETS
 
 
 def _l2_normalize(x: Any) -> Any:

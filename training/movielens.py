@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recommender.features import Movie, parse_genres, split_title
+from core.features import Movie, parse_genres, split_title
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.bundle import Bundle, open_bundle
-from recommender.towers import UserTower
+from core.bundle import Bundle, open_bundle
+from core.towers import UserTower
 from training.baselines import EASE, ItemKNN, Popularity
 from training.config import TrainConfig
 from training.evaluation import METRICS, EvalSet, evaluate

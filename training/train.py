@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from recommender.bundle import Bundle, write_bundle
-from recommender.features import ItemFeatureSpec, Movie, history_inputs
-from recommender.towers import ItemTower, UserTower, log_popularity
+from core.bundle import Bundle, write_bundle
+from core.features import ItemFeatureSpec, Movie, history_inputs
+from core.towers import ItemTower, UserTower, log_popularity
 from training.config import TrainConfig
 from training.examples import build_examples, build_feature_spec
 from training.movielens import Dataset

@@ -17,7 +17,7 @@ Usage in the serving stack (``recommender`` is the ``RecommenderFunction`` const
 What it creates:
 
 * a Python 3.12 Lambda (arm64, 256 MB, 60 s) running ``scaling.lambda_handler.handler`` from an
-  asset holding only the ``scaling`` package (``scaling.packaging.build_forecaster_asset``);
+  asset holding only the ``scaling`` package (``infra.forecaster_asset.build_forecaster_asset``);
 * an EventBridge rule invoking it every hour at minute 5 (``schedule`` to change it), with 2
   retries and a 1-hour maximum event age;
 * its log group with ``log_retention``, deleted with the stack;
@@ -46,8 +46,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
+from infra.forecaster_asset import HANDLER, build_forecaster_asset
 from infra.nag import acknowledge
-from scaling.packaging import HANDLER, build_forecaster_asset
 from scaling.settings import ScalingSettings
 
 DEFAULT_SCHEDULE_EXPRESSION = "cron(5 * * * ? *)"

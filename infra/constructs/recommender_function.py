@@ -111,7 +111,7 @@ class RecommenderFunction(Construct):
             self.function,
             "AwsSolutions-L1",
             "Pinned to Python 3.12 on purpose: the asset's wheels are built for cp312 manylinux_2_28 by "
-            "recommender/packaging.py; move both together.",
+            "infra/packaging.py; move both together.",
         )
 
         self.alias = lambda_.Alias(

@@ -20,11 +20,13 @@ from typing import Any, overload
 
 import numpy as np
 
-from recommender.bundle import CATALOG, MOVIE_VECTORS, Bundle, BundleError
-from recommender.embedded_store import ALIAS_FILE, EmbeddedStore, EmbeddedStoreError
-from recommender.features import Movie
-from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError, ModelMismatchError
-from recommender.title_search import TitleIndex
+from core.bundle import CATALOG, MOVIE_VECTORS, Bundle
+from core.embedded_store import ALIAS_FILE, EmbeddedStore
+from core.errors import BundleError, EmbeddedStoreError
+from core.features import Movie
+from core.title_search import TitleIndex
+from recommender.errors import IndexUnavailableError, ModelMismatchError
+from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,8 @@
 - Scores are mapped back from OpenSearch's per-space scores to the raw similarity, so they
   match ``NumpyIndex`` (inner product: ``s - 1`` for ``s >= 1``, else ``1 - 1/s``; cosine:
   ``2 s - 1``; L2 scores are passed through).
-- Auth: SigV4 with boto3's default credentials when the host is an AWS domain (``es``, or
-  ``aoss`` for serverless), HTTP basic auth when a user name is given, none otherwise.
-- Timeouts and bounded retries from the settings; every transport failure becomes
+- The client comes from ``core.aws.opensearch_client`` (SigV4 on AWS, basic auth elsewhere, timeouts
+  and bounded retries from the settings); every transport failure becomes
   ``IndexUnavailableError`` so the API can answer 503 or fall back.
 - The model of the live vectors: ``_meta.model_version`` of the index behind the alias, re-read at
   most every ``model_check_seconds`` (no extra round trip per request). A search or vector read that
@@ -27,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import Movie
-from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit, IndexUnavailableError, ModelMismatchError
-from recommender.title_search import title_terms
+from core.features import Movie
+from core.title_search import title_terms
+from recommender.errors import IndexUnavailableError, ModelMismatchError
+from recommender.ports import NO_FILTERS, BackendStatus, Filters, Hit
 
 log = logging.getLogger(__name__)
 
@@ -112,43 +112,6 @@ def title_query(text: str, limit: int) -> dict[str, Any]:
         "query": {"match_bool_prefix": {"title": {"query": text, "operator": "and"}}},
         "sort": [{"popularity": {"order": "desc"}}, {"movie_id": {"order": "asc"}}],
     }
-
-
-def build_client(
-    url: str,
-    *,
-    username: str | None = None,
-    password: str | None = None,
-    sigv4_service: str | None = None,
-    region: str | None = None,
-    timeout_seconds: float = 2.0,
-    max_retries: int = 1,
-) -> Any:
-    """An ``OpenSearch`` client for ``url`` with the right auth, timeouts and bounded retries."""
-    from opensearchpy import OpenSearch
-
-    auth: Any = None
-    if sigv4_service:
-        import boto3
-        from opensearchpy import Urllib3AWSV4SignerAuth
-
-        session = boto3.Session()
-        credentials = session.get_credentials()
-        if credentials is None:
-            raise IndexUnavailableError("no AWS credentials found to sign OpenSearch requests")
-        auth = Urllib3AWSV4SignerAuth(credentials, region or session.region_name or "us-east-1", sigv4_service)
-    elif username:
-        auth = (username, password or "")
-    return OpenSearch(
-        hosts=[url],
-        http_auth=auth,
-        timeout=timeout_seconds,
-        max_retries=max_retries,
-        retry_on_timeout=max_retries > 0,
-        verify_certs=url.startswith("https"),
-        ssl_show_warn=False,
-        pool_maxsize=16,
-    )
 
 
 class OpenSearchIndex:

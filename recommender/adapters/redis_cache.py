@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from recommender.ports import BackendStatus, CacheUnavailableError
+from recommender.errors import CacheUnavailableError
+from recommender.ports import BackendStatus
 
 GENERATION_KEY = "recs:catalog:generation"
 KEY_PREFIX = "recs:cache:"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.load import child_env
-from recommender.bundle import Bundle, open_bundle
+from core.bundle import Bundle, open_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "ml-latest-small"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.load import Sample, drive, misses_mix, summarize
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.synthetic import write_synthetic_bundle
 from tests.e2e.conftest import ROOT
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import bench.__main__ as runner
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.synthetic import write_synthetic_bundle
 
 RESULTS: dict[str, dict[str, Any]] = {
     "training": {"train_wall_seconds": 61.2, "train_seconds_in_process": 40.0, "epochs_run": 9,

@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from bench.load import HttpClient, ServerProcess, child_env
-from recommender.bundle import Bundle
-from recommender.features import Movie
+from core.bundle import Bundle
+from core.features import Movie
 from recommender.ports import Filters
 
 pytestmark = pytest.mark.slow

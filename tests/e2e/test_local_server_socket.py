@@ -13,9 +13,9 @@ from pathlib import Path
 
 from bench.load import HttpClient
 from recommender import local_server
-from recommender.local_server import build_server
 from recommender.settings import ServiceSettings
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.server import build_server
+from recs.local.synthetic import write_synthetic_bundle
 
 
 def test_every_connection_has_tcp_nodelay(tmp_path: Path, monkeypatch) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from bench.load import LoadRun, Mix, Sample, drive
-from recommender.bundle import Bundle
-from recommender.local_server import LocalServer, build_server
+from core.bundle import Bundle
 from recommender.settings import ServiceSettings
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.server import LocalServer, build_server
+from recs.local.synthetic import write_synthetic_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 N_MOVIES = 400

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from bench.load import HttpClient, ServerProcess, child_env
-from recommender.bundle import Bundle
-from recommender.synthetic import write_synthetic_bundle
+from core.bundle import Bundle
+from recs.local.synthetic import write_synthetic_bundle
 from tests.faults.conftest import ROOT
 
 PROBE = {"history": [{"movie_id": 3, "rating": 5.0}, {"movie_id": 44}], "k": 6}

@@ -19,7 +19,7 @@ import urllib.parse
 import pytest
 
 from bench.load import HttpClient, child_env, hits_mix, pool_of_requests
-from recommender.bundle import Bundle
+from core.bundle import Bundle
 from tests.faults.conftest import N_MOVIES, ROOT, under_load
 from tests.support.http import request
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bench.load import HttpClient, misses_mix
-from recommender.bundle import Bundle
+from core.bundle import Bundle
 from tests.faults.conftest import N_MOVIES, under_load
 from tests.support.opensearch_fixtures import create_movie_index
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bench.load import HttpClient, hits_mix, pool_of_requests
-from recommender.bundle import Bundle
+from core.bundle import Bundle
 from tests.faults.conftest import N_MOVIES, under_load
 
 

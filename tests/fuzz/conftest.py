@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from core.bundle import Bundle
 from recommender import composition
-from recommender.bundle import Bundle
-from recommender.local_server import LocalServer, build_server, http_to_event
 from recommender.settings import ServiceSettings
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.server import LocalServer, build_server, http_to_event
+from recs.local.synthetic import write_synthetic_bundle
 
 N_MOVIES = 300
 """Movie ids 1..300; ids above are unknown to the model and the catalog."""

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.features import Movie
 from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.opensearch_index import SOURCE_EXCLUDES, filter_clause, knn_query, popular_query
-from recommender.features import Movie
 from recommender.ports import Filters
 
 GENRE_POOL = ("Action", "Comedy", "Drama", "Horror", "Sci-Fi")
@@ -154,7 +154,8 @@ OPENSEARCH_CATALOG_SIZE = 80
 
 @pytest.mark.opensearch
 def test_opensearch_and_numpy_answer_the_same(opensearch_url: str, unique_name: Any) -> None:
-    from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
+    from core.aws import opensearch_client
+    from recommender.adapters.opensearch_index import OpenSearchIndex
     from tests.support.opensearch_fixtures import create_movie_index
 
     rng = np.random.default_rng(3)
@@ -167,7 +168,7 @@ def test_opensearch_and_numpy_answer_the_same(opensearch_url: str, unique_name: 
     vectors = vectors_for(catalog, 4)
     alias = unique_name("movies")
     create_movie_index(opensearch_url, unique_name("movies-v1"), alias, catalog, vectors, model_version="m")
-    remote = OpenSearchIndex(build_client(opensearch_url, timeout_seconds=30), alias)
+    remote = OpenSearchIndex(opensearch_client(opensearch_url, timeout_seconds=30), alias)
     local = NumpyIndex.from_arrays(catalog, vectors, "m")
     ids = [m.movie_id for m in catalog]
 

@@ -25,7 +25,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from recommender.handler import openapi_document
-from recommender.local_server import LocalServer
+from recs.local.server import LocalServer
 
 EXAMPLES = 200
 

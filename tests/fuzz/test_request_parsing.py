@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from recommender.features import Movie
+from core.features import Movie
 from recommender.settings import MAX_HISTORY_ITEMS, MAX_K
-from recommender.synthetic import GENRES
+from recs.local.synthetic import GENRES
 from tests.fuzz.conftest import N_MOVIES
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as opensearch_exceptions
 from osmem_server import OsmemServer
 
-from recommender.features import Movie
+from core.features import Movie
 from tests.support.http import request
 from tests.support.knn_emulation import KnnEmulationProxy, knn_scores
 from tests.support.opensearch_fixtures import create_movie_index, movie_index_body

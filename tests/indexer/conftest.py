@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.bundle import Bundle
+from core.embedded_store import EmbeddedStore
+from core.features import Movie
 from indexer.jobs import Indexer
 from indexer.reporting import Reporter
 from indexer.settings import IndexerSettings
-from recommender.bundle import Bundle
-from recommender.embedded_store import EmbeddedStore
-from recommender.features import Movie
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.synthetic import write_synthetic_bundle
 from tests.support.http import request
 
 N_MOVIES = 120

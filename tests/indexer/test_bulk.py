@@ -14,11 +14,11 @@ import pytest
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
+from core.features import Movie
 from indexer.bulk import BulkWriter
 from indexer.documents import BulkAction, delete_actions, index_actions
 from indexer.errors import IndexerError
 from indexer.retry import Backoff
-from recommender.features import Movie
 
 
 class ScriptedClient:

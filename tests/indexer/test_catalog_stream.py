@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from core.bundle import open_bundle, sha256_file
+from core.errors import BundleError
 from indexer.catalog_stream import BundleCatalog, iter_json_array
-from recommender.bundle import BundleError, open_bundle, sha256_file
 
 
 def test_batches_match_the_bundle(make_bundle):

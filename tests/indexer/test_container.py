@@ -147,7 +147,7 @@ def test_dockerfile_shape():
     for heavy in (".venv", "node_modules", "cdk.out", "artifacts", "data", "build", ".git"):
         assert ignored(heavy, patterns), heavy
     assert ignored("indexer/__pycache__/cli.cpython-311.pyc", patterns)
-    assert not ignored("indexer/cli.py", patterns) and not ignored("recommender/bundle.py", patterns)
+    assert not ignored("indexer/cli.py", patterns) and not ignored("core/bundle.py", patterns)
 
 
 def test_requirements_are_the_index_extra_and_carry_no_tensorflow():
@@ -162,9 +162,9 @@ def test_every_third_party_import_of_the_indexer_is_installed():
     closure = dependency_closure(requirements())
     provided = {Path(str(f)).parts[0].removesuffix(".py") for name in closure
                 for f in metadata.distribution(name).files or []}
-    modules = {"indexer", "recommender", *sys.stdlib_module_names}
+    modules = {"indexer", "core", *sys.stdlib_module_names}
     missing = {}
-    for path in (ROOT / "indexer").glob("*.py"):
+    for path in [*(ROOT / "indexer").rglob("*.py"), *(ROOT / "core").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
@@ -179,8 +179,8 @@ def test_the_entry_point_runs_from_the_image_layout(image):
     probe = run_image(image, "--help")
     assert probe.returncode == 0, probe.stderr
     assert "auto" in probe.stdout and "rebuild" in probe.stdout
-    where = run_python(image, "import indexer.jobs, recommender.bundle, sys; "
-                              "print(indexer.jobs.__file__); print(recommender.bundle.__file__); "
+    where = run_python(image, "import indexer.jobs, core.bundle, sys; "
+                              "print(indexer.jobs.__file__); print(core.bundle.__file__); "
                               "print(sorted(m for m in ('tensorflow', 'pandas', 'training') if m in sys.modules))")
     assert where.returncode == 0, where.stderr
     jobs_file, bundle_file, heavy = where.stdout.splitlines()

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from core.features import Movie
 from indexer.delta import parse_delta, parse_delta_csv, parse_delta_json, read_delta
 from indexer.errors import DeltaError
-from recommender.features import Movie
 
 
 def test_csv_in_movielens_columns_with_optional_popularity_and_action():

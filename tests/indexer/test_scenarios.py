@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from core.bundle import write_bundle
 from indexer.delta import parse_delta_json
 from indexer.errors import BulkLoadError, DeltaError, IndexerError, LockHeldError, NoLiveIndexError, RollbackError
 from indexer.target import probe_vector
-from recommender.bundle import write_bundle
-from recommender.synthetic import synthetic_catalog, synthetic_towers
+from recs.local.synthetic import synthetic_catalog, synthetic_towers
 from tests.indexer.conftest import N_MOVIES
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from indexer.clients import aws_region, sigv4_service
+from core.aws import signing_region, sigv4_service_for
+from core.index_schema import IndexParams, index_body, index_name
 from indexer.errors import SettingsError
-from indexer.mapping import index_body, index_name
-from indexer.settings import IndexerSettings, IndexParams
+from indexer.settings import IndexerSettings
 from tests.support.opensearch_fixtures import movie_index_body
 
 
@@ -38,10 +38,10 @@ def test_environment_is_read_and_explicit_values_win():
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"RECS_INDEX_M": "many"}, "RECS_INDEX_M='many'"),
-    ({"RECS_INDEX_ENGINE": "nmslib"}, "RECS_INDEX_ENGINE must be one of faiss, lucene"),
+    ({"RECS_INDEX_M": "many"}, "RECS_INDEX_M: 'many' is not an integer"),
+    ({"RECS_INDEX_ENGINE": "nmslib"}, "RECS_INDEX_ENGINE: must be one of faiss, lucene"),
     ({"RECS_INDEX_SPACE_TYPE": "dot"}, "RECS_INDEX_SPACE_TYPE"),
-    ({"RECS_OPENSEARCH_ALIAS": "Movies"}, "RECS_OPENSEARCH_ALIAS 'Movies'"),
+    ({"RECS_OPENSEARCH_ALIAS": "Movies"}, "RECS_OPENSEARCH_ALIAS: 'Movies'"),
     ({"RECS_INDEX_KEEP": "-1"}, "RECS_INDEX_KEEP"),
     ({"RECS_INDEX_LOCK_TTL_SECONDS": "0"}, "RECS_INDEX_LOCK_TTL_SECONDS"),
     ({"RECS_OPENSEARCH_URL": "localhost:9200"}, "must start with http:// or https://"),
@@ -54,15 +54,12 @@ def test_invalid_settings_name_the_variable(env, message):
 
 
 def test_sigv4_only_for_aws_hosts_and_the_region_from_the_host():
-    def settings(url: str, **kw: str) -> IndexerSettings:
-        return IndexerSettings.from_env({"opensearch_url": url, **kw}, env={})
-
-    assert sigv4_service(settings("http://localhost:9200")) is None
-    assert sigv4_service(settings("https://search-d-abc.us-east-2.es.amazonaws.com")) == "es"
-    assert sigv4_service(settings("https://abc.eu-west-1.aoss.amazonaws.com")) == "aoss"
-    assert sigv4_service(settings("https://proxy.internal", opensearch_service="es")) == "es"
-    assert aws_region(settings("https://search-d-abc.us-east-2.es.amazonaws.com")) == "us-east-2"
-    assert aws_region(settings("https://search-d.us-east-2.es.amazonaws.com", aws_region="eu-north-1")) == "eu-north-1"
+    assert sigv4_service_for("http://localhost:9200") is None
+    assert sigv4_service_for("https://search-d-abc.us-east-2.es.amazonaws.com") == "es"
+    assert sigv4_service_for("https://abc.eu-west-1.aoss.amazonaws.com") == "aoss"
+    assert sigv4_service_for("https://proxy.internal", "es") == "es"
+    assert signing_region("https://search-d-abc.us-east-2.es.amazonaws.com") == "us-east-2"
+    assert signing_region("https://search-d.us-east-2.es.amazonaws.com", "eu-north-1") == "eu-north-1"
 
 
 def test_index_names_are_versioned_safe_and_sortable():

@@ -39,7 +39,7 @@ def test_command_line_strings_are_parsed_like_json_values() -> None:
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"lambdaMemoryMiB": "lots"}, "'lambdaMemoryMiB': 'lots' is not a int"),
+        ({"lambdaMemoryMiB": "lots"}, "'lambdaMemoryMiB': 'lots' is not an integer"),
         ({"lambdaMemoryMiB": 64}, "'lambdaMemoryMiB': between 128 and 10240"),
         ({"apiAuth": "basic"}, "'apiAuth': one of apiKey, iam"),
         ({"opensearchDataNodes": 3}, "'opensearchDataNodes'"),
@@ -47,7 +47,7 @@ def test_command_line_strings_are_parsed_like_json_values() -> None:
         ({"provisionedConcurrencyMin": 5, "provisionedConcurrencyMax": 2}, "'provisionedConcurrencyMax'"),
         ({"logRetentionDays": 31}, "'logRetentionDays'"),
         ({"modelVersion": "a/b"}, "'modelVersion'"),
-        ({"tracing": "maybe"}, "'tracing': 'maybe' is not true/false"),
+        ({"tracing": "maybe"}, "'tracing': 'maybe' is not a boolean (true/false)"),
         ({"prefix": "Recs"}, "'prefix'"),
         ({"lambdaTimeoutSeconds": 60}, "API Gateway's integration timeout"),
     ],

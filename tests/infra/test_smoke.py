@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from infra import smoke
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.synthetic import write_synthetic_bundle
 
 REGION = "us-east-1"
 API_KEY = "k" * 40

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from core.bundle import Bundle, open_bundle
 from recommender import composition
-from recommender.bundle import Bundle, open_bundle
 from recommender.settings import ServiceSettings
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.synthetic import write_synthetic_bundle
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 N_MOVIES = 300

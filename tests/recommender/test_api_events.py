@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recommender.bundle import Bundle
+from core.bundle import Bundle
 from recommender.ports import Filters
 from recommender.settings import MAX_HISTORY_ITEMS
 from tests.recommender.conftest import load_event

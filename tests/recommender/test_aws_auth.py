@@ -13,9 +13,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from core.aws import opensearch_client
 from recommender import composition
-from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
-from recommender.composition import CompositionError, redis_password
+from recommender.adapters.opensearch_index import OpenSearchIndex
+from recommender.composition import redis_password
+from recommender.errors import CompositionError
 from recommender.settings import ServiceSettings
 from tests.recommender.conftest import embedded_settings, load_event
 
@@ -62,7 +64,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("service", ["es", "aoss"])
 def test_requests_to_an_aws_domain_are_sigv4_signed(recorder: str, aws_credentials: None, service: str) -> None:
-    index = OpenSearchIndex(build_client(recorder, sigv4_service=service, region="eu-west-1"), "movies")
+    index = OpenSearchIndex(opensearch_client(recorder, service=service, region="eu-west-1"), "movies")
     assert index.existing({1, 2}) == set()
     auth = Recorder.seen[-1]["authorization"]
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
@@ -71,9 +73,9 @@ def test_requests_to_an_aws_domain_are_sigv4_signed(recorder: str, aws_credentia
 
 
 def test_basic_auth_off_aws_and_none_by_default(recorder: str) -> None:
-    OpenSearchIndex(build_client(recorder, username="admin", password="pw"), "movies").existing({1})
+    OpenSearchIndex(opensearch_client(recorder, username="admin", password="pw"), "movies").existing({1})
     assert Recorder.seen[-1]["authorization"].startswith("Basic ")
-    OpenSearchIndex(build_client(recorder), "movies").existing({1})
+    OpenSearchIndex(opensearch_client(recorder), "movies").existing({1})
     assert "authorization" not in Recorder.seen[-1]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from recommender.local_server import LocalServer, build_server
+from recs.local.server import LocalServer, build_server
 from tests.recommender.conftest import load_event
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.aws import opensearch_client
+from core.bundle import Bundle
 from recommender import composition
 from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
-from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
-from recommender.bundle import Bundle
+from recommender.adapters.opensearch_index import OpenSearchIndex
 from recommender.handler import lambda_handler
 from recommender.service import EXPLAIN_PER_ITEM, LIKED_MIN_RATING, HistoryItem, RecommendationService
 from tests.recommender.conftest import load_event
@@ -104,7 +105,7 @@ def test_opensearch_gives_the_same_reasons(opensearch_url: str, unique_name: Cal
     hits = numpy_index.search(bundle.user_tower.encode([(5, 5.0), (17, 4.0)]), 8, exclude_ids={5, 17})
     history = [HistoryItem(int(h["movie_id"]), h.get("rating")) for h in HISTORY]  # type: ignore[arg-type]
     answers = []
-    for index in (numpy_index, OpenSearchIndex(build_client(opensearch_url, timeout_seconds=10), alias)):
+    for index in (numpy_index, OpenSearchIndex(opensearch_client(opensearch_url, timeout_seconds=10), alias)):
         service = RecommendationService(index=index, cache=MemoryCache(100), model_version=bundle.model_version,
                                         user_tower=bundle.user_tower)
         answers.append({k: [(i, round(s, 5)) for i, s in v] for k, v in service.explain(history, hits).items()})

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from core.bundle import Bundle
 from recommender import composition
-from recommender.bundle import Bundle
 from recommender.handler import lambda_handler
 from tests.recommender.conftest import load_event
 from tests.support.knn_emulation import KnnEmulationProxy

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.aws import opensearch_client
+from core.features import Movie
 from recommender.adapters.numpy_index import NumpyIndex
-from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
-from recommender.features import Movie
+from recommender.adapters.opensearch_index import OpenSearchIndex
 from recommender.ports import NO_FILTERS, Filters, Hit, VectorIndex
-from recommender.synthetic import synthetic_catalog
+from recs.local.synthetic import synthetic_catalog
 from tests.support.opensearch_fixtures import create_movie_index
 
 DIM = 8
@@ -62,7 +63,7 @@ def index(request: pytest.FixtureRequest) -> VectorIndex:
     unique_name: Callable[[str], str] = request.getfixturevalue("unique_name")
     alias = unique_name("movies")
     create_movie_index(url, unique_name("movies-contract"), alias, MOVIES, VECTORS, model_version="contract")
-    return OpenSearchIndex(build_client(url, timeout_seconds=10), alias)
+    return OpenSearchIndex(opensearch_client(url, timeout_seconds=10), alias)
 
 
 def query_vector(seed: int) -> np.ndarray:

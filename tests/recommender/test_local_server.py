@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from core.bundle import Bundle
 from recommender import composition
-from recommender.bundle import Bundle
 from recommender.handler import ThreadSafeRestResolver
-from recommender.local_server import LocalServer, build_server, http_to_event
 from recommender.service import HistoryItem, RecommendationQuery
+from recs.local.server import LocalServer, build_server, http_to_event
 
 ROOT = Path(__file__).resolve().parents[2]
 

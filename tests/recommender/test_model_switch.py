@@ -24,19 +24,21 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
+from core.aws import opensearch_client
+from core.bundle import MANIFEST, USER_TOWER, Bundle
 from indexer.jobs import Indexer
 from indexer.reporting import Reporter
 from indexer.settings import IndexerSettings
 from recommender import composition
 from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
-from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
-from recommender.bundle import MANIFEST, USER_TOWER, Bundle
+from recommender.adapters.opensearch_index import OpenSearchIndex
+from recommender.errors import ModelMismatchError
 from recommender.handler import lambda_handler, openapi_document
-from recommender.ports import ModelMismatchError, VectorIndex
+from recommender.ports import VectorIndex
 from recommender.service import HistoryItem, RecommendationQuery, RecommendationService
 from recommender.settings import ServiceSettings
-from recommender.synthetic import write_synthetic_bundle
+from recs.local.synthetic import write_synthetic_bundle
 from tests.recommender.conftest import load_event
 from tests.support.opensearch_fixtures import create_movie_index
 
@@ -314,7 +316,7 @@ def index_of_m1(request: pytest.FixtureRequest, models: dict[str, Bundle]) -> Ve
     url: str = request.getfixturevalue("opensearch_url")
     alias = request.getfixturevalue("unique_name")("movies")
     create_movie_index(url, f"{alias}-m1", alias, m1.catalog, m1.movie_vectors, model_version="m1")
-    return OpenSearchIndex(build_client(url, timeout_seconds=10), alias)
+    return OpenSearchIndex(opensearch_client(url, timeout_seconds=10), alias)
 
 
 def test_the_index_says_its_model_and_checks_the_one_a_search_expects(index_of_m1: VectorIndex) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from core.bundle import Bundle
+from core.title_search import MAX_QUERY_CHARS, title_terms
 from recommender import composition
-from recommender.bundle import Bundle
 from recommender.handler import lambda_handler
-from recommender.title_search import MAX_QUERY_CHARS, title_terms
 from tests.recommender.conftest import load_event
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]
@@ -25,7 +25,7 @@ def search_event(query: dict[str, str] | None, **changes: Any) -> dict[str, Any]
 
 
 def expected(bundle: Bundle, text: str, limit: int) -> list[int]:
-    """The rule of recommender.title_search by brute force over the bundle's catalog."""
+    """The rule of core.title_search by brute force over the bundle's catalog."""
     *whole, last = title_terms(text)
     ranked = sorted(bundle.catalog, key=lambda m: (-m.popularity, m.movie_id))
     return [

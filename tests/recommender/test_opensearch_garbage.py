@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
-from recommender.ports import IndexUnavailableError
+from core.aws import opensearch_client
+from recommender.adapters.opensearch_index import OpenSearchIndex
+from recommender.errors import IndexUnavailableError
 
 
 class _HtmlPage(BaseHTTPRequestHandler):
@@ -46,7 +47,7 @@ def html_url() -> Iterator[str]:
 
 def test_a_non_json_answer_is_index_unavailable(html_url: str) -> None:
     # GIVEN an "OpenSearch" that answers an HTML page labelled as JSON
-    index = OpenSearchIndex(build_client(html_url, timeout_seconds=5, max_retries=0), "movies")
+    index = OpenSearchIndex(opensearch_client(html_url, timeout_seconds=5, max_retries=0), "movies")
     # WHEN a k-NN search and a popularity search run THEN both are index faults, named as such
     with pytest.raises(IndexUnavailableError, match="not JSON"):
         index.search(np.ones(4, dtype=np.float32), 3)

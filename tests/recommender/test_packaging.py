@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.packaging import (
+from infra.packaging import (
     BUDGET_BYTES,
     FORBIDDEN,
     build_lambda_asset,
@@ -66,9 +66,10 @@ def test_the_asset_serves_under_python_312_alone(asset: Path, bundle_dir: Path, 
         event = json.load(open({str(ROOT / "tests" / "events" / "post_recommendations.json")!r}))
         response = lambda_handler(event, None)
         # the server adapters import and build their clients (no connection is made)
-        from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
+        from core.aws import opensearch_client
+from recommender.adapters.opensearch_index import OpenSearchIndex
         from recommender.adapters.redis_cache import RedisCache
-        OpenSearchIndex(build_client("http://127.0.0.1:9"), "movies")
+        OpenSearchIndex(opensearch_client("http://127.0.0.1:9"), "movies")
         RedisCache("redis://127.0.0.1:9/0")
         import numpy
         print(json.dumps({{

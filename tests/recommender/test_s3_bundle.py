@@ -12,9 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from core.bundle import CATALOG, MANIFEST, USER_TOWER, open_bundle
+from core.errors import BundleError, LocationError
+from core.locations import parse_s3_url
+from core.s3_bundle import fetch_bundle
 from recommender import composition
-from recommender.bundle import CATALOG, MANIFEST, USER_TOWER, BundleError, open_bundle
-from recommender.s3_bundle import fetch_bundle, parse_s3_uri
 from recommender.settings import ServiceSettings
 
 BUCKET = "recs-models"
@@ -94,11 +96,17 @@ def test_a_new_model_gets_its_own_cache_directory(s3: Any, tmp_path: Path) -> No
     assert first != second and second.name.startswith("synthetic-test-2-")
 
 
-def test_parse_s3_uri() -> None:
-    assert parse_s3_uri("s3://b/a/b/") == ("b", "a/b")
-    assert parse_s3_uri("s3://b") == ("b", "")
-    with pytest.raises(BundleError):
-        parse_s3_uri("s3:///x")
+def test_parse_s3_url() -> None:
+    assert parse_s3_url("s3://b/a/b/") == ("b", "a/b")
+    assert parse_s3_url("s3://b") == ("b", "")
+    with pytest.raises(LocationError, match="no bucket"):
+        parse_s3_url("s3:///x")
+    with pytest.raises(LocationError, match="no key"):
+        parse_s3_url("s3://b/", key_required=True)
+    with pytest.raises(LocationError, match="not an s3"):
+        parse_s3_url("/local/path")
+    with pytest.raises(BundleError, match="no bucket"):
+        fetch_bundle("s3:///x")
 
 
 def test_the_lambda_with_opensearch_downloads_only_the_user_tower(s3: Any, tmp_path: Path,

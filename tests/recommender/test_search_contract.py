@@ -1,6 +1,6 @@
 """The title search and multi-vector parts of the vector index port, run against NumpyIndex and
 OpenSearchIndex (osmem + k-NN emulation, or a real cluster with --opensearch-url), each answer
-compared with the rule of ``recommender.title_search`` computed by brute force."""
+compared with the rule of ``core.title_search`` computed by brute force."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from core.aws import opensearch_client
+from core.features import Movie
+from core.title_search import title_terms
 from recommender.adapters.numpy_index import NumpyIndex
-from recommender.adapters.opensearch_index import OpenSearchIndex, build_client
-from recommender.features import Movie
+from recommender.adapters.opensearch_index import OpenSearchIndex
 from recommender.ports import VectorIndex
-from recommender.synthetic import synthetic_catalog
-from recommender.title_search import title_terms
+from recs.local.synthetic import synthetic_catalog
 from tests.support.opensearch_fixtures import create_movie_index
 
 DIM = 6
@@ -57,7 +58,7 @@ def index(request: pytest.FixtureRequest) -> VectorIndex:
     unique_name: Callable[[str], str] = request.getfixturevalue("unique_name")
     alias = unique_name("movies")
     create_movie_index(url, unique_name("movies-search"), alias, MOVIES, VECTORS, model_version="search-contract")
-    return OpenSearchIndex(build_client(url, timeout_seconds=10), alias)
+    return OpenSearchIndex(opensearch_client(url, timeout_seconds=10), alias)
 
 
 QUERIES = [

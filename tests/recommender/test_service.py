@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.bundle import Bundle
+from core.embedded_store import EmbeddedStore
+from core.features import Movie
 from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.redis_cache import GENERATION_KEY, RedisCache
-from recommender.bundle import Bundle
-from recommender.embedded_store import EmbeddedStore
-from recommender.features import Movie
 from recommender.service import HistoryItem, RecommendationQuery, RecommendationService
 
 QUERY = RecommendationQuery(history=[HistoryItem(12, 4.0), HistoryItem(40, 5.0)], k=5)
@@ -152,8 +152,8 @@ def test_the_bundle_path_reads_catalog_rows_lazily_and_answers_the_same(bundle: 
 
 
 def test_a_malformed_catalog_row_is_a_bundle_error() -> None:
+    from core.errors import BundleError
     from recommender.adapters.numpy_index import RawCatalog
-    from recommender.bundle import BundleError
 
     with pytest.raises(BundleError, match=r"catalog\.json"):
         RawCatalog([{"title": "no id"}], "catalog.json").columns()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.settings import ServiceSettings, SettingsError
+from core.errors import SettingsError
+from recommender.settings import ServiceSettings
 
 
 def test_defaults_need_no_environment() -> None:

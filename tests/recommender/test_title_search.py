@@ -1,4 +1,4 @@
-"""Title terms and the embedded token index (``recommender.title_search``), against a brute-force
+"""Title terms and the embedded token index (``core.title_search``), against a brute-force
 reference of the rule in its docstring."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.title_search import TitleIndex, title_terms
+from core.title_search import TitleIndex, title_terms
 
 
 @pytest.mark.parametrize(

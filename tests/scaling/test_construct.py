@@ -13,9 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match, Template
 
+from core.errors import SettingsError
 from infra.constructs.predictive_scaling import PredictiveScaling
 from infra.nag import acknowledge, attach_checks
-from scaling.settings import SettingsError
 
 TAG = PredictiveScaling.TAG_KEY
 
@@ -172,12 +172,13 @@ def test_the_scalable_target_carries_the_tag(synthesized):
     )
 
 
-def test_the_asset_is_the_scaling_package_only(synthesized):
+def test_the_asset_is_the_scaling_package_and_the_settings_kernel_only(synthesized):
     outdir: Path = synthesized["outdir"]
     handlers = list(outdir.glob("asset.*/scaling/lambda_handler.py"))
     assert len(handlers) == 1
     asset = handlers[0].parent.parent
-    assert sorted(p.name for p in asset.iterdir()) == ["scaling"]
+    assert sorted(p.name for p in asset.iterdir()) == ["core", "scaling"]
+    assert sorted(p.name for p in (asset / "core").iterdir()) == ["__init__.py", "errors.py", "settings.py"]
 
 
 def test_bad_bounds_fail_at_synth_time():

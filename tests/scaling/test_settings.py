@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scaling.settings import ScalingSettings, SettingsError
+from core.errors import SettingsError
+from scaling.settings import ScalingSettings
 
 
 def test_environment_then_overrides():

@@ -1,4 +1,4 @@
-"""Build a movie index exactly as docs/architecture.md describes it ("OpenSearch index"), for tests.
+"""Build a movie index exactly as the indexer does (``core.index_schema``), for tests.
 
 ``create_movie_index`` creates ``index`` with the documented settings and mapping, bulk-loads one
 document per movie (id ``str(movie_id)``, the vector in ``embedding``), refreshes, and points
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import Movie
+from core.features import Movie
+from core.index_schema import IndexParams, document, index_body
 from tests.support.http import request
 
 BULK_BATCH = 1000
@@ -25,50 +26,26 @@ def movie_index_body(
     space_type: str = "innerproduct",
     engine: str = "faiss",
     model_version: str = "test-model",
+    alias: str = "movies",
     ef_search: int = 100,
     m: int = 16,
     ef_construction: int = 128,
     shards: int = 1,
     replicas: int = 0,
 ) -> dict[str, Any]:
-    """Settings and mappings of a movie index (architecture.md, "OpenSearch index")."""
-    return {
-        "settings": {
-            "index": {
-                "knn": True,
-                "knn.algo_param.ef_search": ef_search,
-                "number_of_shards": shards,
-                "number_of_replicas": replicas,
-            }
-        },
-        "mappings": {
-            "_meta": {"model_version": model_version},
-            "properties": {
-                "movie_id": {"type": "integer"},
-                "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
-                "year": {"type": "integer"},
-                "genres": {"type": "keyword"},
-                "popularity": {"type": "float"},
-                "embedding": {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {
-                        "name": "hnsw",
-                        "space_type": space_type,
-                        "engine": engine,
-                        "parameters": {"m": m, "ef_construction": ef_construction},
-                    },
-                },
-            },
-        },
-    }
+    """Settings and mappings of a movie index: exactly what the indexer creates (``core.index_schema``),
+    refresh on (the tests read what they load at once)."""
+    params = IndexParams(engine=engine, space_type=space_type, m=m, ef_construction=ef_construction,
+                         ef_search=ef_search, shards=shards, replicas=replicas)
+    body = index_body(dimension=dimension, model_version=model_version, alias=alias, space_type=space_type,
+                      params=params)
+    del body["settings"]["index"]["refresh_interval"]
+    return body
 
 
 def movie_document(movie: Movie, vector: Sequence[float] | np.ndarray) -> dict[str, Any]:
-    """The index document of one movie (architecture.md: fields of ``Movie`` plus ``embedding``)."""
-    doc = movie.to_dict()
-    doc["embedding"] = [float(x) for x in np.asarray(vector, dtype=np.float32)]
-    return doc
+    """The index document of one movie (``core.index_schema.document``)."""
+    return document(movie, [float(x) for x in np.asarray(vector, dtype=np.float32)])
 
 
 def create_movie_index(
@@ -95,7 +72,8 @@ def create_movie_index(
         if matrix.ndim != 2:
             raise ValueError("dimension is required when there are no vectors")
         dimension = int(matrix.shape[1])
-    body = movie_index_body(dimension, space_type=space_type, engine=engine, model_version=model_version, shards=shards)
+    body = movie_index_body(dimension, space_type=space_type, engine=engine, model_version=model_version,
+                            alias=alias or "movies", shards=shards)
     quoted = urllib.parse.quote(index, safe="")
     request(url, "PUT", f"/{quoted}", body)
     for start in range(0, len(movies), BULK_BATCH):

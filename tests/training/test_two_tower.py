@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.bundle import USER_TOWER, BundleError, open_bundle
-from recommender.features import Movie, history_inputs
+from core.bundle import USER_TOWER, open_bundle
+from core.errors import BundleError
+from core.features import Movie, history_inputs
 from training.config import TrainConfig
 from training.movielens import load_movielens
 from training.pipeline import MODEL_NAME, evaluate_all

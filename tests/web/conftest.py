@@ -1,5 +1,5 @@
 """Browser tests of the try-it page: headless Chromium (Debian's ``chromium``, installed by
-``tasks.py test``) driven by Playwright, against a real ``recs serve`` (``recommender.local_server``)
+``tasks.py test``) driven by Playwright, against a real ``recs serve`` (``recs.local.server``)
 on a small bundle with real MovieLens titles (``tests/web/movielens_bundle.py``)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from recommender.local_server import LocalServer, build_server
+from recs.local.server import LocalServer, build_server
 from tests.web.movielens_bundle import write_movielens_bundle
 
 ROOT = Path(__file__).resolve().parents[2]

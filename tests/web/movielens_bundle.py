@@ -2,7 +2,7 @@
 
 The catalog is the ``n`` most rated movies of the bundled ml-latest-small sample (titles, years,
 genres, rating counts as popularity), so the page can be searched as a person would. The item
-vectors come from ``recommender.synthetic``'s random item tower over the content features (genres,
+vectors come from ``recs.local.synthetic``'s random item tower over the content features (genres,
 year, title words) with a small id part, so movies sharing genres lie close together. The user
 tower is built by hand to be the rating-weighted mean of the history's item vectors (its history
 embeddings are the item vectors, its two dense layers an identity through the ReLU), so a list of
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.bundle import Bundle, write_bundle
-from recommender.features import Movie, parse_genres, split_title
-from recommender.synthetic import synthetic_towers
-from recommender.towers import UserTower
+from core.bundle import Bundle, write_bundle
+from core.features import Movie, parse_genres, split_title
+from core.towers import UserTower
+from recs.local.synthetic import synthetic_towers
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "ml-latest-small"

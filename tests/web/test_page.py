@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from recommender.local_server import LocalServer
+from recs.local.server import LocalServer
 from tests.web.conftest import DESKTOP, posted_bodies, start_server
 
 ROOT = Path(__file__).resolve().parents[2]

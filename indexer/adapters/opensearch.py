@@ -17,15 +17,14 @@ from typing import Any
 import numpy as np
 from opensearchpy.exceptions import NotFoundError
 
+from core.features import Movie
+from core.index_schema import CREATED_BY, IndexParams, index_body, index_name
 from indexer.bulk import BulkWriter
 from indexer.catalog_stream import CatalogBatch
 from indexer.documents import BulkAction, delete_actions, index_actions
 from indexer.errors import BulkLoadError, IndexerError, NoLiveIndexError, RollbackError, VerificationError
-from indexer.mapping import CREATED_BY, index_body, index_name
 from indexer.retry import Backoff
-from indexer.settings import IndexParams
 from indexer.target import DeltaResult, IndexInfo, LoadResult, Probe, SwapResult
-from recommender.features import Movie
 
 PROBE_K = 10
 FETCH_CHUNK = 500

@@ -28,14 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import Movie
+from core.errors import EmbeddedStoreError
+from core.features import Movie
 
 ALIAS_FILE = "alias.json"
 INDICES_DIR = "indices"
-
-
-class EmbeddedStoreError(Exception):
-    """The embedded store is missing, empty or inconsistent."""
 
 
 @dataclass(frozen=True)

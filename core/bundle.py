@@ -7,7 +7,7 @@ tampered file is refused with an error naming it.
 Layout::
 
     manifest.json      model version, dimension, history length, dataset, metrics, files
-    user_tower.npz     weights of the user tower (see recommender.towers.UserTower)
+    user_tower.npz     weights of the user tower (see core.towers.UserTower)
     item_tower.npz     weights and feature vocabularies of the item tower
     catalog.json       [{movie_id, title, year, genres, popularity}, ...]
     movie_vectors.npy  float32 [len(catalog), dimension], row i is catalog[i]
@@ -15,11 +15,10 @@ Layout::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,82 +26,27 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import Movie
-from recommender.towers import ItemTower, TowerWeightsError, UserTower
+from core.errors import BundleError, TowerWeightsError
+from core.features import Movie
+from core.locations import is_s3
+from core.manifest import (
+    CATALOG,
+    FORMAT_VERSION,
+    ITEM_TOWER,
+    MANIFEST,
+    MOVIE_VECTORS,
+    REQUIRED_FILES,
+    USER_TOWER,
+    Manifest,
+    sha256_file,
+)
+from core.s3_bundle import fetch_bundle
+from core.towers import ItemTower, UserTower
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-USER_TOWER = "user_tower.npz"
-ITEM_TOWER = "item_tower.npz"
-CATALOG = "catalog.json"
-MOVIE_VECTORS = "movie_vectors.npy"
-REQUIRED_FILES = (USER_TOWER, ITEM_TOWER, CATALOG, MOVIE_VECTORS)
-
-
-class BundleError(Exception):
-    """A bundle is missing, incomplete, tampered with or inconsistent."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The parsed ``manifest.json``."""
-
-    raw: Mapping[str, Any]
-
-    @classmethod
-    def parse(cls, raw: Any, source: str) -> Manifest:
-        if not isinstance(raw, dict):
-            raise BundleError(f"{source}: the manifest must be a JSON object")
-        for key in ("format_version", "model_version", "dimension", "history_length", "files"):
-            if key not in raw:
-                raise BundleError(f"{source}: missing field {key!r}")
-        if raw["format_version"] != FORMAT_VERSION:
-            raise BundleError(f"{source}: format_version {raw['format_version']!r}, this code reads {FORMAT_VERSION}")
-        files = raw["files"]
-        if not isinstance(files, dict):
-            raise BundleError(f"{source}: 'files' must be an object")
-        for name in REQUIRED_FILES:
-            entry = files.get(name)
-            if not isinstance(entry, dict) or "sha256" not in entry or "bytes" not in entry:
-                raise BundleError(f"{source}: 'files' has no sha256 and bytes for {name}")
-        return cls(raw)
-
-    @property
-    def model_version(self) -> str:
-        return str(self.raw["model_version"])
-
-    @property
-    def dimension(self) -> int:
-        return int(self.raw["dimension"])
-
-    @property
-    def history_length(self) -> int:
-        return int(self.raw["history_length"])
-
-    @property
-    def space_type(self) -> str:
-        return str(self.raw.get("space_type", "innerproduct"))
-
-    @property
-    def files(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.raw["files"]
-
-    @property
-    def dataset(self) -> Mapping[str, Any]:
-        return self.raw.get("dataset", {})
-
-    @property
-    def metrics(self) -> Mapping[str, Any]:
-        return self.raw.get("metrics", {})
-
+__all__ = [
+    "CATALOG", "ITEM_TOWER", "MANIFEST", "MOVIE_VECTORS", "USER_TOWER", "Bundle", "BundleError", "Manifest",
+    "open_bundle", "write_bundle",
+]
 
 @dataclass
 class Bundle:
@@ -192,17 +136,22 @@ class Bundle:
         return vectors
 
 
-def open_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Open a bundle directory and parse its manifest (files are verified when read).
+def open_bundle(
+    location: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    files: Iterable[str] | None = None,
+) -> Bundle:
+    """Open a bundle from a directory or an ``s3://bucket/prefix`` and parse its manifest.
 
-    An ``s3://bucket/prefix`` is first downloaded whole into a cache directory under the temp
-    directory, keyed by model version and manifest hash (``recommender.s3_bundle``).
+    The one place that opens a bundle. An ``s3://`` bundle is first downloaded into ``cache_dir``
+    (default: a folder under the temp directory), keyed by model version and manifest hash
+    (``core.s3_bundle``); ``files`` limits the download to those files (the manifest always comes).
+    Files are verified (size, sha256, shapes) when they are first read. Raises ``BundleError``.
     """
-    if str(path).startswith("s3://"):
-        from recommender.s3_bundle import fetch_bundle
-
-        path = fetch_bundle(str(path))
-    root = Path(path)
+    if is_s3(location):
+        location = fetch_bundle(str(location), cache_dir=cache_dir, files=files)
+    root = Path(location)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path}: no manifest (is {root} a model bundle? run `recs train`)")

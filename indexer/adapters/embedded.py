@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.embedded_store import INDICES_DIR, EmbeddedStore
+from core.features import Movie
+from core.index_schema import index_name
 from indexer.catalog_stream import CatalogBatch
 from indexer.errors import BulkLoadError, DocumentFailure, IndexerError, RollbackError, VerificationError
-from indexer.mapping import index_name
 from indexer.target import DeltaResult, IndexInfo, LoadResult, Probe, SwapResult, exact_scores
-from recommender.embedded_store import INDICES_DIR, EmbeddedStore
-from recommender.features import Movie
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _DELTA_SUFFIX = re.compile(r"\.u\d+$")
@@ -48,7 +48,7 @@ def document_problems(movie: Movie, vector: np.ndarray, dimension: int) -> list[
 
 
 class EmbeddedTarget:
-    """Index target over ``recommender.embedded_store.EmbeddedStore``."""
+    """Index target over ``core.embedded_store.EmbeddedStore``."""
 
     kind = "embedded"
 

@@ -1,4 +1,4 @@
-"""Subcommands of ``recs`` contributed by this package: ``recs serve`` and ``recs package lambda``."""
+"""``recs serve``: the recommendation API on this machine (the Lambda handler behind a local HTTP server)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this package's subcommands to ``recs``."""
+    """Add ``recs serve``."""
     serve = subparsers.add_parser(
         "serve",
         help="serve the API locally (the Lambda handler behind an HTTP server)",
@@ -29,28 +29,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--redis-url", help="use this Redis instead of the in-process cache")
     serve.set_defaults(func=_serve)
 
-    package = subparsers.add_parser(
-        "package", help="build deployment artifacts", description="Build deployment artifacts."
-    )
-    package_sub = package.add_subparsers(dest="artifact", metavar="ARTIFACT", required=True)
-    lam = package_sub.add_parser(
-        "lambda",
-        help="build the Lambda asset directory (no Docker needed)",
-        description=(
-            "Install the serve dependencies as manylinux wheels for Python 3.12 into a directory, add the "
-            "recommender package, strip what Lambda does not need and report the size."
-        ),
-    )
-    lam.add_argument("--out", default="build/lambda", help="output directory (default: build/lambda); replaced")
-    lam.add_argument("--arch", choices=("x86_64", "aarch64"), default="x86_64", help="Lambda architecture")
-    lam.set_defaults(func=_package_lambda)
-
 
 def _serve(args: argparse.Namespace) -> int:
-    from recommender.composition import CompositionError
-    from recommender.local_server import serve
-    from recommender.settings import SettingsError
-    from recs.cli import CommandError
+    from core.errors import CommandError, SettingsError
+    from recommender.errors import CompositionError
+    from recs.local.server import serve
 
     try:
         serve(
@@ -61,15 +44,4 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot start the service: {exc}") from exc
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    return 0
-
-
-def _package_lambda(args: argparse.Namespace) -> int:
-    from recommender.packaging import PackagingError, build_lambda_asset
-    from recs.cli import CommandError
-
-    try:
-        build_lambda_asset(args.out, arch=args.arch, verbose=True)
-    except PackagingError as exc:
-        raise CommandError(str(exc)) from exc
     return 0

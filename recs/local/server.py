@@ -143,8 +143,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     def _send_page(self, path: str) -> bool:
-        """Serve a file of the try-it page (``recommender.web``) when ``path`` is one; the API never sees it."""
-        from recommender import web
+        """Serve a file of the try-it page (``recs.local.web``) when ``path`` is one; the API never sees it."""
+        from recs.local import web
 
         page = web.static_file(path)
         if page is None:

@@ -1,15 +1,44 @@
-"""Names and bodies of versioned movie indices (the mapping documented in docs/architecture.md)."""
+"""The OpenSearch movie index: names of versioned indices, their settings and mapping, and the document
+of one movie. The indexer creates indices with exactly this, and the tests build theirs from it.
+
+- Alias ``movies`` (configurable) -> versioned index ``<alias>-<model_version>-<UTC timestamp>``.
+- Mapping: ``movie_id`` integer, ``title`` text with a ``raw`` keyword subfield, ``year`` integer,
+  ``genres`` keyword, ``popularity`` float, ``embedding`` ``knn_vector`` (HNSW; inner product by default).
+- ``_meta``: the model version (the recommender checks it), the alias that owns the index, who made it.
+- Document id: ``str(movie_id)``.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from indexer.settings import IndexParams
+from core.features import Movie
+from core.settings import setting
 
 CREATED_BY = "recs-indexer"
+ENGINES = ("faiss", "lucene")
+SPACE_TYPES = ("innerproduct", "cosinesimil", "l2")
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """How a new OpenSearch index is built (ignored by the embedded store, except ``space_type``)."""
+
+    engine: str = setting("RECS_INDEX_ENGINE", default="faiss")
+    space_type: str | None = setting("RECS_INDEX_SPACE_TYPE", default=None)
+    """None: the space the bundle's manifest names (inner product for the two-tower model)."""
+    m: int = setting("RECS_INDEX_M", default=16)
+    ef_construction: int = setting("RECS_INDEX_EF_CONSTRUCTION", default=128)
+    ef_search: int = setting("RECS_INDEX_EF_SEARCH", default=100)
+    shards: int = setting("RECS_INDEX_SHARDS", default=1)
+    replicas: int = setting("RECS_INDEX_REPLICAS", default=1)
+    refresh_interval: str | None = setting("RECS_INDEX_REFRESH_INTERVAL", default=None)
+    """Restored after the load; None: the cluster default (1s)."""
 
 
 def index_name(alias: str, model_version: str, now: datetime | None = None) -> str:
@@ -68,4 +97,16 @@ def index_body(
                 },
             },
         },
+    }
+
+
+def document(movie: Movie, vector: Sequence[float]) -> dict[str, Any]:
+    """The index document of one movie: its catalog fields and its vector in ``embedding``."""
+    return {
+        "movie_id": movie.movie_id,
+        "title": movie.title,
+        "year": movie.year,
+        "genres": list(movie.genres),
+        "popularity": movie.popularity,
+        "embedding": list(vector),
     }

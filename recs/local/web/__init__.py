@@ -5,7 +5,7 @@
 pointed at a deployed API: its settings take the API URL and key (kept in the browser's localStorage),
 and the API answers CORS.
 
-Only the local server serves these files; the Lambda does not (``recommender/packaging.py`` leaves
+Only the local server serves these files; the Lambda does not (``infra/packaging.py`` leaves
 this folder out of its asset). Behind API Gateway every method needs the API key, which a browser
 opening a page does not send, so a deployed page would be a static host's job.
 """

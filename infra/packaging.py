@@ -1,19 +1,19 @@
 """Build the Lambda asset directory without Docker: ``recs package lambda`` or
-``python -m recommender.packaging [--out build/lambda] [--arch x86_64|aarch64]``.
+``python -m infra.packaging [--out build/lambda] [--arch x86_64|aarch64]``.
 
 1. ``pip install --target`` the ``serve`` extra of ``pyproject.toml`` as binary wheels for
    CPython 3.12 on ``manylinux_2_28`` (and the older manylinux tags it accepts), x86_64 or aarch64.
 2. Remove distributions Lambda does not need: ``boto3``/``botocore``/``s3transfer`` (the Python
    3.12 runtime ships them; they are 30 MB) and ``grpcio``/``protobuf``/``opensearch-protobufs``
    (opensearch-py's optional gRPC transport; the HTTP client never imports them).
-3. Copy the ``recommender`` package without its local-only modules (CLI, local server,
-   packaging, synthetic bundles, the try-it page in ``web/``).
+3. Copy the ``core`` and ``recommender`` packages whole: they hold only what the Lambda runs (the
+   local server, the try-it page and the synthetic bundles live in ``recs.local``).
 4. Strip test suites, type stubs, C headers, ``__pycache__``, pip's install records, numpy's
    f2py, test-only extension modules and the subpackages it loads only on attribute access
    (random, polynomial, ma, testing, typing), pydantic's v1 namespace, opensearch-py's asyncio
    client (needs aiohttp, absent) and Powertools' Swagger UI assets (see ``_STRIP_TREES``).
 5. Compile ``.pyc`` files with a Python 3.12 interpreter when one is found (``RECS_PYTHON312``,
-   ``python3.12`` on PATH, pyenv): the ``recommender`` package keeps its sources (unchecked-hash
+   ``python3.12`` on PATH, pyenv): the project's packages keep their sources (unchecked-hash
    ``.pyc`` in ``__pycache__``, valid whatever modification times the zip gives the files);
    third-party packages become sourceless ``.pyc`` (see ``compile_pyc``).
 6. Report the unzipped and zipped sizes, and write ``recs-lambda-asset.json`` beside the code.
@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = Path(__file__).resolve().parent
+PACKAGES = ("core", "recommender")
+"""The project's packages in the asset: the kernel and the Lambda app, nothing else."""
 PYTHON_VERSION = "3.12"
 BUDGET_BYTES = 60 * 1024 * 1024
 ARCHES = ("x86_64", "aarch64")
@@ -46,9 +47,7 @@ REPORT = "recs-lambda-asset.json"
 
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 UNUSED = ("grpcio", "protobuf", "opensearch-protobufs")
-LOCAL_ONLY_MODULES = ("cli.py", "local_server.py", "packaging.py", "synthetic.py", "web")
-"""Left out of the asset: the local commands and the try-it page (served by ``recs serve`` only)."""
-FORBIDDEN = ("tensorflow", "pandas", "scipy", "keras", "torch", "training")
+FORBIDDEN = ("tensorflow", "pandas", "scipy", "keras", "torch", "training", "indexer", "recs", "infra")
 
 _STRIP_DIRS = ("tests", "test", "__pycache__", "include", "f2py", "_pyinstaller")
 _STRIP_SUFFIXES = (".pyi", ".pxd", ".h", ".c", ".cpp")
@@ -178,11 +177,9 @@ def remove_distributions(target: Path, names: Iterable[str]) -> list[str]:
     return removed
 
 
-def _copy_package(target: Path) -> None:
-    dest = target / "recommender"
-    shutil.copytree(
-        PACKAGE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *LOCAL_ONLY_MODULES)
-    )
+def _copy_packages(target: Path) -> None:
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def strip(target: Path) -> int:
@@ -215,25 +212,25 @@ def strip(target: Path) -> int:
 def compile_pyc(target: Path, python312: str) -> int:
     """Compile every module with Python 3.12; returns the bytes of ``.py`` sources dropped.
 
-    The project's own package keeps its sources (``__pycache__``, unchecked-hash ``.pyc``: valid
+    The project's own packages keep their sources (``__pycache__``, unchecked-hash ``.pyc``: valid
     whatever modification times the zip gives the files). Third-party packages become sourceless
     (a ``.pyc`` beside each module, the ``.py`` removed): Lambda reads ``/var/task`` read-only, so a
     cold start without ``.pyc`` compiles every imported module in memory (about a second), and
     keeping both copies would break the size budget. Their tracebacks show file and line only.
     """
-    ours = target / "recommender"
-    third_party = [p for p in target.iterdir() if p != ours and not p.name.endswith(".dist-info")]
+    ours = [target / name for name in PACKAGES]
+    third_party = [p for p in target.iterdir() if p not in ours and not p.name.endswith(".dist-info")]
     base = [python312, "-m", "compileall", "-q", "-j", "0"]
     result = subprocess.run(
-        [*base, "--invalidation-mode", "unchecked-hash", str(ours)], capture_output=True, text=True, check=False
+        [*base, "--invalidation-mode", "unchecked-hash", *map(str, ours)], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise PackagingError(f"compileall failed on the recommender package:\n{result.stdout[-2000:]}")
+        raise PackagingError(f"compileall failed on the project's packages:\n{result.stdout[-2000:]}")
     # a module that does not compile for 3.12 (none today) simply keeps its source
     subprocess.run([*base, "-b", *map(str, third_party)], capture_output=True, text=True, check=False)
     dropped = 0
     for source in target.rglob("*.py"):
-        if ours in source.parents:
+        if any(package in source.parents for package in ours):
             continue
         if source.with_suffix(".pyc").is_file():
             dropped += source.stat().st_size
@@ -286,7 +283,7 @@ def build_lambda_asset(
     The handler is ``recommender.handler.lambda_handler``; the runtime is ``python3.12``.
     """
     out = Path(out_dir).resolve()
-    if out == ROOT or (ROOT in out.parents and out.relative_to(ROOT).parts[0] in ("recommender", "recs", "tests")):
+    if out == ROOT or (ROOT in out.parents and out.relative_to(ROOT).parts[0] in (*PACKAGES, "recs", "tests", "infra")):
         raise PackagingError(f"refusing to replace {out}")
     if out.exists():
         shutil.rmtree(out)
@@ -296,7 +293,7 @@ def build_lambda_asset(
     _pip_install(out, requirements, arch, verbose)
     removed = remove_distributions(out, (*RUNTIME_PROVIDED, *UNUSED))
     _say(verbose, f"  removed {', '.join(removed)} (provided by the runtime, or unused)")
-    _copy_package(out)
+    _copy_packages(out)
     saved = strip(out)
     _say(verbose, f"  stripped tests, stubs, headers and caches: {_mb(saved)}")
     python312 = find_python312()
@@ -334,7 +331,7 @@ def read_report(asset_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recommender.packaging", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.packaging", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="build/lambda")
     parser.add_argument("--arch", choices=ARCHES, default="x86_64")
     args = parser.parse_args(argv)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.bundle import Bundle, write_bundle
-from recommender.features import ItemFeatureSpec, Movie
-from recommender.towers import ItemTower, UserTower
+from core.bundle import Bundle, write_bundle
+from core.features import ItemFeatureSpec, Movie
+from core.towers import ItemTower, UserTower
 
 GENRES = (
     "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",

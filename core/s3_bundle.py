@@ -18,27 +18,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recommender.bundle import MANIFEST, BundleError, Manifest
+from core.errors import BundleError, LocationError
+from core.locations import parse_s3_url, s3_key
+from core.manifest import MANIFEST, Manifest
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def default_cache_root() -> Path:
     return Path(tempfile.gettempdir()) / "recs-bundles"
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix/`` -> ``("bucket", "some/prefix")``."""
-    if not uri.startswith("s3://"):
-        raise BundleError(f"{uri}: not an s3:// URI")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise BundleError(f"{uri}: no bucket")
-    return bucket, prefix.strip("/")
-
-
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
 
 
 def _download(client: Any, bucket: str, key: str, target: Path) -> None:
@@ -65,13 +53,16 @@ def fetch_bundle(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, prefix = parse_s3_uri(uri)
+    try:
+        bucket, prefix = parse_s3_url(uri)
+    except LocationError as exc:
+        raise BundleError(str(exc)) from exc
     if client is None:
         import boto3
 
         client = boto3.client("s3")
     try:
-        body = client.get_object(Bucket=bucket, Key=_key(prefix, MANIFEST))["Body"].read()
+        body = client.get_object(Bucket=bucket, Key=s3_key(prefix, MANIFEST))["Body"].read()
     except (ClientError, BotoCoreError) as exc:
         raise BundleError(f"{uri}/{MANIFEST}: cannot read it from S3 ({exc})") from exc
     try:
@@ -94,7 +85,7 @@ def fetch_bundle(
         if target.is_file() and target.stat().st_size == int(entry["bytes"]):
             continue
         try:
-            _download(client, bucket, _key(prefix, name), target)
+            _download(client, bucket, s3_key(prefix, name), target)
         except (ClientError, BotoCoreError) as exc:
             raise BundleError(f"{uri}/{name}: cannot download it from S3 ({exc})") from exc
     manifest_path = local / MANIFEST

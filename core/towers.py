@@ -19,13 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import ItemFeatureSpec, Movie, history_inputs
+from core.errors import TowerWeightsError
+from core.features import ItemFeatureSpec, Movie, history_inputs
 
 _EPS = 1e-12
-
-
-class TowerWeightsError(ValueError):
-    """A tower's weight file lacks an array or has one of the wrong shape."""
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
