@@ -1,8 +1,9 @@
 """``recs serve``: the Lambda handler behind a local HTTP server, and the try-it page at ``/``.
 
 Each HTTP request becomes an API Gateway REST proxy event and goes through exactly the handler
-that runs in Lambda (``recommender.handler.lambda_handler``), on a thread of a
-``ThreadingHTTPServer``, so requests are served concurrently. The adapters come from the same
+that runs in Lambda (``recommender.handler.lambda_handler``). The HTTP side is cheroot's WSGI server
+(CherryPy's): a pool of worker threads, keep-alive, chunked request bodies, body limits and
+``TCP_NODELAY`` are its job, not this module's. The adapters come from the same
 settings as in Lambda: the embedded index and the in-process cache unless ``RECS_OPENSEARCH_URL``
 and ``RECS_REDIS_URL`` name servers.
 
@@ -17,19 +18,26 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from cheroot.wsgi import Server
 
 from recommender import composition
 from recommender.settings import ServiceSettings
 
 MAX_HTTP_BODY = 10 * 1024 * 1024
-"""API Gateway's own payload limit; bodies above it never reach the handler."""
+"""API Gateway's own payload limit; bodies above it get 413 from the server, never reach the handler."""
+THREADS = 16
+"""Worker threads: requests answered at once (idle keep-alive connections hold none)."""
+BACKLOG = 128
+KEEP_ALIVE_SECONDS = 10
 
 
 @dataclass
@@ -96,98 +104,73 @@ def http_to_event(
     }
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    server_version = "recs-local/1"
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    """Headers and body are two writes: with Nagle on, a keep-alive client's delayed ACK held every
-    answer back about 40 ms."""
+def _headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The request headers of a WSGI environ, named as the client sent them (case aside)."""
+    out = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            out.append((key[5:].replace("_", "-").title(), str(value)))
+    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+        if environ.get(key):
+            out.append((name, str(environ[key])))
+    return out
 
-    def _dispatch(self) -> None:
-        from recommender.handler import lambda_handler
 
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._send_plain(411, {"error": "length_required", "message": "send a Content-Length"})
-            self.close_connection = True  # the chunks are not read: they must not be parsed as a request
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_HTTP_BODY:
-            self._send_plain(413, {"error": "body_too_large", "message": f"the limit is {MAX_HTTP_BODY} bytes"})
-            self.close_connection = True
-            return
-        body = self.rfile.read(length) if length else None
-        if self.command in ("GET", "HEAD") and self._send_page(urlsplit(self.path).path):
-            return
-        event = http_to_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-        response = lambda_handler(event, LocalContext(event["requestContext"]["requestId"]))
-        self._send_lambda_response(response)
+def _status(code: int) -> str:
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} Unknown"
 
-    def _send_lambda_response(self, response: dict[str, Any]) -> None:
-        raw = response.get("body") or ""
-        payload = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode("utf-8")
-        self.send_response(int(response.get("statusCode", 500)))
-        sent = set()
-        for key, values in (response.get("multiValueHeaders") or {}).items():
-            for value in values:
-                self.send_header(key, str(value))
-            sent.add(key.lower())
-        for key, value in (response.get("headers") or {}).items():
-            if key.lower() not in sent:
-                self.send_header(key, str(value))
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
 
-    def _send_page(self, path: str) -> bool:
-        """Serve a file of the try-it page (``recs.local.web``) when ``path`` is one; the API never sees it."""
-        from recs.local import web
+def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The WSGI application: the try-it page's files, else an API Gateway REST event for the handler."""
+    from recommender.handler import lambda_handler
+    from recs.local import web
 
+    method = str(environ.get("REQUEST_METHOD", "GET"))
+    path = str(environ.get("PATH_INFO") or "/")
+    if method in ("GET", "HEAD"):
         page = web.static_file(path)
-        if page is None:
-            return False
-        self.send_response(200)
-        self.send_header("Content-Type", page.content_type)
-        for key, value in web.SECURITY_HEADERS.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(page.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(page.body)
-        return True
-
-    def _send_plain(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the handler logs every request as JSON
+        if page is not None:
+            start_response("200 OK", [("Content-Type", page.content_type), *web.SECURITY_HEADERS.items(),
+                                      ("Content-Length", str(len(page.body)))])
+            return [] if method == "HEAD" else [page.body]
+    body = environ["wsgi.input"].read() if environ.get("wsgi.input") is not None else b""
+    # the path as the client sent it (still URL-encoded), as API Gateway puts it in the event
+    target = str(environ.get("REQUEST_URI") or (path + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING")
+                                                         else "")))
+    event = http_to_event(method, target, _headers(environ), body or None, str(environ.get("REMOTE_ADDR", "")))
+    response = lambda_handler(event, LocalContext(event["requestContext"]["requestId"]))
+    raw = response.get("body") or ""
+    payload = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode("utf-8")
+    headers: list[tuple[str, str]] = []
+    sent = set()
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        headers += [(key, str(value)) for value in values]
+        sent.add(key.lower())
+    headers += [(k, str(v)) for k, v in (response.get("headers") or {}).items() if k.lower() not in sent]
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(payload))))
+    start_response(_status(int(response.get("statusCode", 500))), headers)
+    return [] if method == "HEAD" else [payload]
 
 
 class LocalServer:
-    """A running (or ready) local API server."""
+    """A running (or ready) local API server: cheroot's WSGI server around ``application``."""
 
-    def __init__(self, httpd: ThreadingHTTPServer, container: composition.Container) -> None:
-        self.httpd = httpd
+    def __init__(self, wsgi: Any, container: composition.Container) -> None:
+        self.wsgi = wsgi
         self.container = container
         self._thread: threading.Thread | None = None
 
     @property
     def host(self) -> str:
-        return str(self.httpd.server_address[0])
+        return str(self.wsgi.bind_addr[0])
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return int(self.wsgi.bind_addr[1])
 
     @property
     def url(self) -> str:
@@ -208,25 +191,27 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         """Serve on a background thread; returns at once."""
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="recs-serve", daemon=True
-        )
+        self._thread = threading.Thread(target=self.wsgi.serve, name="recs-serve", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
+        """Serve on this thread until Ctrl-C or SIGTERM."""
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            self.httpd.serve_forever()
+            self.wsgi.serve()
+        except KeyboardInterrupt:
+            pass
         finally:
-            self.httpd.server_close()
+            signal.signal(signal.SIGTERM, previous)
+            self.wsgi.stop()
 
     def shutdown(self) -> None:
         """Stop serving and forget the service (the next server builds its own)."""
+        self.wsgi.stop()
         if self._thread is not None:
-            self.httpd.shutdown()
             self._thread.join(timeout=10)
             self._thread = None
-        self.httpd.server_close()
         composition.reset()
 
     def __enter__(self) -> LocalServer:
@@ -252,9 +237,15 @@ def build_server(
     resolved = base.with_overrides(bundle=bundle, **overrides)
     composition.configure(resolved)
     container = composition.get_container()
-    httpd = ThreadingHTTPServer((host, port), _RequestHandler)
-    httpd.daemon_threads = True
-    return LocalServer(httpd, container)
+    wsgi = Server((host, port), application, numthreads=THREADS, server_name="recs-local",
+                  request_queue_size=BACKLOG, timeout=KEEP_ALIVE_SECONDS)
+    wsgi.max_request_body_size = MAX_HTTP_BODY
+    wsgi.prepare()  # binds now: port 0 becomes a real port, and a busy port fails here
+    return LocalServer(wsgi, container)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def serve(bundle: str | None = None, *, host: str = "127.0.0.1", port: int = 8080, **overrides: Any) -> None:

@@ -171,15 +171,17 @@ def test_the_plain_powertools_resolver_would_mix_them_up() -> None:
     assert answers[0]["path"] == answers[1]["path"]
 
 
-def test_a_chunked_body_is_refused_and_the_connection_closed(server: LocalServer) -> None:
-    # GIVEN a keep-alive client sending a chunked body (the server wants a Content-Length)
+def test_a_chunked_body_is_answered_once_on_a_keep_alive_connection(server: LocalServer) -> None:
+    # GIVEN a keep-alive client sending a chunked body (no Content-Length), then a second request
     import socket
 
+    chunks = [b'{"history": [{"movie_id": 2}], ', b'"k": 3}']
+    chunked = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks) + b"0\r\n\r\n"
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        chunk = b'{"k": 1}'
         sock.sendall(
             b"POST /recommendations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n" + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+            + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         received = b""
         while True:
@@ -187,9 +189,25 @@ def test_a_chunked_body_is_refused_and_the_connection_closed(server: LocalServer
             if not part:
                 break
             received += part
-    # THEN one 411 answer, and the unread chunks are not parsed as another request
-    assert received.startswith(b"HTTP/1.1 411 ")
-    head, _, rest = received.partition(b"\r\n\r\n")
-    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
-    assert json.loads(rest[:length])["error"] == "length_required"
-    assert rest[length:] == b"", rest[length:]
+    # THEN the body is read whole (one 200 with k items), and the next request gets its own answer
+    answers = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        answers.append((head.split(b" ")[1], json.loads(rest[:length])))
+        received = rest[length:]
+    assert [status for status, _ in answers] == [b"200", b"200"]
+    assert len(answers[0][1]["items"]) == 3 and answers[1][1]["status"] in ("ok", "degraded")
+
+
+def test_a_body_over_api_gateways_limit_never_reaches_the_handler(server: LocalServer) -> None:
+    import socket
+
+    from recs.local.server import MAX_HTTP_BODY
+
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /recommendations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {MAX_HTTP_BODY + 1}\r\n\r\n".encode()
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413 ")
