@@ -5,8 +5,8 @@ release it, and a lock whose holder crashed expires after ``ttl`` seconds. A lon
 lock from its main loop (``heartbeat``), and checks it once more just before the alias swap: a
 run that lost its lock stops before making anything live (``LockLostError``).
 
-- Redis (when ``RECS_REDIS_URL`` is set): key ``recs:indexer:lock``, ``SET NX PX``; extend and
-  release are compare-and-set Lua scripts.
+- Redis (when ``RECS_REDIS_URL`` is set): key ``recs:indexer:lock``, redis-py's ``Lock`` (``SET NX PX``
+  with this run's token; extend and release compare the token in Lua).
 - OpenSearch (no Redis): a document ``<alias>`` in the index ``recs-indexer-lock``, created with
   ``op_type=create``; takeover of an expired lock, extend and release are conditional on
   ``if_seq_no``/``if_primary_term``.
@@ -136,25 +136,33 @@ class RunLock(ABC):
 
 
 class RedisLock(RunLock):
-    _EXTEND = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-    )
-    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+    """redis-py's own ``Lock`` (``SET NX PX`` with this run's token; extend and release check the token
+    in Lua), with the owner label in the token so ``holder`` can say who holds it."""
 
     def __init__(self, client: Any, key: str = REDIS_LOCK_KEY, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.client = client
         self.key = key
         self.where = f"the Redis key {key}"
+        # thread_local=False: the token must be the same whichever thread heartbeats or releases
+        self._lock = client.lock(key, timeout=self.ttl, blocking=False, thread_local=False)
 
     def _try_acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, px=int(self.ttl * 1000)))
+        return bool(self._lock.acquire(blocking=False, token=self.token))
 
     def _extend(self) -> bool:
-        return bool(self.client.eval(self._EXTEND, 1, self.key, self.token, int(self.ttl * 1000)))
+        from redis.exceptions import LockError
+
+        try:
+            return bool(self._lock.extend(self.ttl, replace_ttl=True))
+        except LockError:  # LockNotOwnedError: it expired and another run took it
+            return False
 
     def _release(self) -> None:
-        self.client.eval(self._RELEASE, 1, self.key, self.token)
+        from redis.exceptions import LockError
+
+        with contextlib.suppress(LockError):  # expired meanwhile: nothing of ours to drop
+            self._lock.release()
 
     def holder(self) -> tuple[str, float] | None:
         value = self.client.get(self.key)
