@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-tensorflow", action="store_true")
     args = parser.parse_args(argv)
 
-    from infra.packaging import find_python312, read_report
+    from infra.packaging import RUNTIME_ENVIRONMENT, find_python312, read_report
 
     python312 = find_python312()
     if python312 is None:
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             "RECS_EMBEDDED_STORE": str(work / "no-store"),
             "AWS_LAMBDA_FUNCTION_NAME": "recs-bench",
             "AWS_REGION": "eu-west-1",
+            **RUNTIME_ENVIRONMENT,  # the function's own variables (infra)
         }
         numpy_cmd = [python312, "-I", "-S", "-c", NUMPY_CHILD]
         _say("measuring the numpy handler ...")

@@ -37,7 +37,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from infra.errors import PackagingError
+
 ROOT = Path(__file__).resolve().parent.parent
+HANDLER = "recommender.handler.lambda_handler"
+RUNTIME_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1"}
+"""Variables the function always gets (the CDK construct sets them): a function has one or two vCPUs
+and multiplies one vector at a time, and starting OpenBLAS' thread pool at numpy's import costs the
+cold start 10 to 100 ms (``bench.cold_start``); it must be set before numpy is imported, so it is the
+environment's job, not the code's."""
 PACKAGES = ("core", "recommender")
 """The project's packages in the asset: the kernel and the Lambda app, nothing else."""
 PYTHON_VERSION = "3.12"
@@ -69,10 +77,6 @@ _STRIP_TREES = (
     "numpy/doc",
 )
 _DIST_INFO_JUNK = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
-
-
-class PackagingError(RuntimeError):
-    """The asset could not be built, or it breaks the budget or the forbidden-package rule."""
 
 
 def serve_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
@@ -308,7 +312,7 @@ def build_lambda_asset(
     unzipped = tree_size(out)
     zipped = zipped_size(out)
     report: dict[str, Any] = {
-        "handler": "recommender.handler.lambda_handler",
+        "handler": HANDLER,
         "runtime": f"python{PYTHON_VERSION}",
         "architecture": arch,
         "unzipped_bytes": unzipped,

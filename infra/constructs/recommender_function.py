@@ -16,8 +16,8 @@ from infra.constructs.clients import ClientIdentity
 from infra.constructs.common import log_group
 from infra.constructs.network import Network
 from infra.nag import acknowledge
+from infra.packaging import HANDLER, RUNTIME_ENVIRONMENT
 
-HANDLER = "recommender.handler.lambda_handler"
 ALIAS_NAME = "live"
 PROVISIONED_CONCURRENCY_DIMENSION = "lambda:function:ProvisionedConcurrency"
 
@@ -94,7 +94,7 @@ class RecommenderFunction(Construct):
             vpc_subnets=network.private_subnets,
             security_groups=[identity.security_group],
             role=identity.role,
-            environment=dict(environment),
+            environment={**RUNTIME_ENVIRONMENT, **environment},
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             log_group=self.log_group,
         )

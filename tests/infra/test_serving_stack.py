@@ -28,8 +28,9 @@ def test_the_function_environment_points_at_the_data_tier(data: dict[str, Any], 
     _, function = recommender_function(serving)
     env = function["Properties"]["Environment"]["Variables"]
     assert set(env) == {"RECS_BUNDLE", "RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL",
-                        "RECS_REDIS_AUTH_SECRET_ARN"}
+                        "RECS_REDIS_AUTH_SECRET_ARN", "OPENBLAS_NUM_THREADS"}
     assert env["RECS_OPENSEARCH_ALIAS"] == "movies"
+    assert env["OPENBLAS_NUM_THREADS"] == "1"  # set before numpy's import: the code sets nothing
 
     # the bundle ROOT (trailing slash): the function serves the bundle of the live index's model
     scheme, bucket, path = env["RECS_BUNDLE"]["Fn::Join"][1]
