@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def _package_lambda(args: argparse.Namespace) -> int:
     from core.errors import CommandError
-    from infra.packaging import PackagingError, build_lambda_asset
+    from infra.errors import PackagingError
+    from infra.packaging import build_lambda_asset
 
     try:
         build_lambda_asset(args.out, arch=args.arch, verbose=True)

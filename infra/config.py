@@ -20,8 +20,8 @@ from typing import Any
 
 import constructs
 
-from core.errors import SettingsError
 from core.settings import label, load, names_of, setting, variables
+from infra.errors import InfraConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the Docker build context of the indexer image and the home of ``build/``."""
@@ -31,10 +31,6 @@ LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class InfraConfigError(SettingsError):
-    """A context value is missing its required form; the message names the context key."""
 
 
 @dataclass(frozen=True)

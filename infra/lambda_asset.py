@@ -12,7 +12,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-from infra.config import REPO_ROOT, InfraConfigError, InfraSettings
+from infra.config import REPO_ROOT, InfraSettings
+from infra.errors import InfraConfigError
 from infra.packaging import PACKAGES
 
 HANDLER_MODULE = Path("recommender") / "handler.py"

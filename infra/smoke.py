@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.errors import SmokeError
+
 MANIFEST = "manifest.json"
 BUNDLES_PREFIX = "bundles/"
-
-
-class SmokeError(Exception):
-    """A smoke-test step failed; the message says which and why."""
 
 
 @dataclass(frozen=True)

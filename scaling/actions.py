@@ -11,20 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling.errors import ScalingActionsError
 from scaling.plan import Plan
 
 SERVICE_NAMESPACE = "lambda"
 SCALABLE_DIMENSION = "lambda:function:ProvisionedConcurrency"
 TIMEZONE = "Etc/UTC"
 MAX_PAGES = 50
-
-
-class ScalingActionsError(RuntimeError):
-    """Application Auto Scaling refused a call; ``done`` says what had been written before."""
-
-    def __init__(self, message: str, done: ApplyResult) -> None:
-        super().__init__(message)
-        self.done = done
 
 
 @dataclass(frozen=True)

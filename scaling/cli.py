@@ -51,9 +51,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _plan(args: argparse.Namespace) -> int:
     from core.errors import CommandError, SettingsError
     from scaling import log
-    from scaling.actions import ScalingActionsError
+    from scaling.errors import ForecasterError, ScalingActionsError
     from scaling.metrics import MetricHistory
-    from scaling.runner import ForecasterError, run_forecaster
+    from scaling.runner import run_forecaster
     from scaling.settings import ScalingSettings
 
     log.configure()

@@ -24,11 +24,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scaling.errors import InsufficientHistoryError
+
 MIN_RESIDUALS = 24
-
-
-class InsufficientHistoryError(ValueError):
-    """The series is too short for the requested season."""
 
 
 @dataclass(frozen=True)

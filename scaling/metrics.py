@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from scaling.errors import MetricsError
 from scaling.forecast import median
 
 NAMESPACE = "AWS/Lambda"
@@ -31,10 +32,6 @@ QUERIES = (
     ("duration", "Duration", "p99"),
 )
 MAX_PAGES = 50
-
-
-class MetricsError(RuntimeError):
-    """CloudWatch could not be read (API error, throttling, no permission...)."""
 
 
 def floor_hour(moment: datetime) -> datetime:

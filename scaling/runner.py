@@ -12,14 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scaling.actions import ApplyResult, ScalableTarget, apply_plan, describe_target
+from scaling.errors import ForecasterError, MetricsError
 from scaling.log import event, get_logger
-from scaling.metrics import MetricHistory, MetricsError, fetch_history, floor_hour
+from scaling.metrics import MetricHistory, fetch_history, floor_hour
 from scaling.plan import Plan, build_plan
 from scaling.settings import ScalingSettings
-
-
-class ForecasterError(RuntimeError):
-    """The plan could not be written (no scalable target, or Application Auto Scaling refused)."""
 
 
 @dataclass(frozen=True)

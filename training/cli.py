@@ -66,7 +66,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 def _errors() -> tuple[type[Exception], ...]:
     from core.errors import BundleError
-    from training.movielens import DataError
+    from training.errors import DataError
 
     return (DataError, BundleError, ValueError)
 

@@ -21,16 +21,13 @@ import numpy as np
 import pandas as pd
 
 from core.features import Movie, parse_genres, split_title
+from training.errors import DataError
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
     "Thriller", "War", "Western",
 )  # fmt: skip
-
-
-class DataError(Exception):
-    """A data directory or file is missing or malformed."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from dataclasses import fields
 
 import pytest
 
-from infra.config import InfraConfigError, InfraSettings, context_key
+from infra.config import InfraSettings, context_key
+from infra.errors import InfraConfigError
 from tests.infra.conftest import CDK_JSON
 
 

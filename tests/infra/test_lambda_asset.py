@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import InfraConfigError, InfraSettings
+from infra.config import InfraSettings
+from infra.errors import InfraConfigError
 from infra.lambda_asset import ensure_built, fingerprint, lambda_asset_dir
 
 

@@ -16,9 +16,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from scaling.actions import SCALABLE_DIMENSION, SERVICE_NAMESPACE, apply_plan, list_actions
-from scaling.metrics import MetricsError, fetch_history, metric_queries
+from scaling.errors import ForecasterError, MetricsError
+from scaling.metrics import fetch_history, metric_queries
 from scaling.plan import MODE_FLOOR, MODE_WEEKLY
-from scaling.runner import ForecasterError, run_forecaster
+from scaling.runner import run_forecaster
 from scaling.settings import ScalingSettings
 
 REGION = "us-east-1"
@@ -203,7 +204,7 @@ def test_no_scalable_target_is_an_error_and_nothing_is_written(aws):
 
 
 def test_an_autoscaling_error_is_raised_with_what_was_done():
-    from scaling.actions import ScalingActionsError
+    from scaling.errors import ScalingActionsError
     from scaling.plan import build_plan
 
     client = boto3.client("application-autoscaling", region_name=REGION, aws_access_key_id="x",

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from scaling.forecast import InsufficientHistoryError, median, quantile, seasonal_forecast
+from scaling.errors import InsufficientHistoryError
+from scaling.forecast import median, quantile, seasonal_forecast
 
 PROFILE = [5.0 + 50.0 * max(0.0, math.sin(math.pi * ((h % 24) - 7) / 17)) * (1.4 if h >= 120 else 1.0)
            for h in range(168)]

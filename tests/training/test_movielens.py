@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.movielens import DataError, detect_layout, load_movielens
+from training.errors import DataError
+from training.movielens import detect_layout, load_movielens
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
