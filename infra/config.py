@@ -22,11 +22,15 @@ import constructs
 
 from core.settings import label, load, names_of, setting, variables
 from infra.errors import InfraConfigError
+from infra.opensearch_limits import volume_limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the Docker build context of the indexer image and the home of ``build/``."""
 
 API_AUTH_MODES = ("apiKey", "iam")
+ACCOUNT_ROLE_MODES = ("create", "existing")
+"""How an account-wide role the deployment needs is had: the stack creates (and retains) it, or it exists already
+(``recs deploy preflight`` checks that it does)."""
 LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -56,6 +60,9 @@ class InfraSettings:
     opensearch_data_nodes: int = setting("opensearchDataNodes", default=1)
     opensearch_volume_gib: int = setting("opensearchVolumeGiB", default=10)
     opensearch_alias: str = setting("opensearchAlias", default="movies")
+    opensearch_service_linked_role: str = setting("opensearchServiceLinkedRole", default="create")
+    """``create``: the data stack creates OpenSearch's service-linked role (retained on delete), which a VPC domain
+    needs before it can be created; ``existing``: the account has it already (creating it again fails)."""
 
     # --- Redis (ElastiCache)
     redis_node_type: str = setting("redisNodeType", default="cache.t4g.micro")
@@ -93,16 +100,24 @@ class InfraSettings:
 
     # --- API Gateway
     api_auth: str = setting("apiAuth", default="apiKey")
-    """``apiKey``: an API key with a usage plan; ``iam``: SigV4-signed requests (AWS_IAM authorization)."""
+    """``apiKey``: an API key with a usage plan (identifies and throttles callers; AWS says it is not an
+    authorization mechanism, so synth warns unless ``apiWaf`` is on); ``iam``: SigV4-signed requests (AWS_IAM
+    authorization)."""
+    api_waf: bool = setting("apiWaf", default=False)
+    """Associate an AWS WAF web ACL with the stage: a rate-based rule blocking an IP above ``apiWafRateLimit``."""
+    api_waf_rate_limit: int = setting("apiWafRateLimit", default=1000)
+    """Requests per client IP per 5 minutes above which the WAF rule blocks that IP (10 to 2,000,000,000)."""
+    api_gateway_account_role: str = setting("apiGatewayAccountRole", default="create")
+    """``create``: the serving stack sets API Gateway's account-wide CloudWatch Logs role (created and retained), which
+    the stage's access logs need; ``existing``: the region's account settings name a role already."""
     api_rate_limit: int = setting("apiRateLimit", default=100)
     """Steady-state requests per second, stage-wide and per key."""
     api_burst_limit: int = setting("apiBurstLimit", default=200)
     api_quota_per_day: int = setting("apiQuotaPerDay", default=0)
     """Requests per API key per day; 0: no quota."""
     api_execution_logs: bool = setting("apiExecutionLogs", default=False)
-    """API Gateway execution logs (ERROR level). They need the account-wide API Gateway CloudWatch role,
-    which this app then creates and retains (it replaces any role the account had set). Access logs
-    are always on."""
+    """API Gateway execution logs (ERROR level). Like the access logs (always on) they need the account-wide
+    API Gateway CloudWatch role (``apiGatewayAccountRole``)."""
 
     # --- operations
     tracing: bool = setting("tracing", default=False)
@@ -165,7 +180,15 @@ class InfraSettings:
             "opensearch_data_nodes",
             "more than one data node needs maxAzs >= 2 (zone awareness)",
         )
-        check(10 <= self.opensearch_volume_gib <= 1024, "opensearch_volume_gib", "between 10 and 1024")
+        limits = volume_limits(self.opensearch_instance_type)
+        check(limits is not None, "opensearch_instance_type",
+              "not in infra/opensearch_limits.py's table of instance types with EBS storage (add it from the source "
+              "named there)")
+        if limits is not None:
+            check(limits[0] <= self.opensearch_volume_gib <= limits[1], "opensearch_volume_gib",
+                  f"between {limits[0]} and {limits[1]} GiB for {self.opensearch_instance_type} (gp3)")
+        check(self.opensearch_service_linked_role in ACCOUNT_ROLE_MODES, "opensearch_service_linked_role",
+              f"one of {', '.join(ACCOUNT_ROLE_MODES)}")
         check(bool(re.match(r"^[a-z0-9][a-z0-9_.-]{0,100}$", self.opensearch_alias)), "opensearch_alias",
               "lower-case letters, digits, '-', '_' or '.'")
         check(self.redis_node_type.startswith("cache."), "redis_node_type", "like 'cache.t4g.micro'")
@@ -191,6 +214,10 @@ class InfraSettings:
         check(self.api_rate_limit <= self.api_burst_limit <= 10_000, "api_burst_limit",
               "between apiRateLimit and 10000")
         check(self.api_quota_per_day >= 0, "api_quota_per_day", "0 (none) or more")
+        # Rate-based rule limit: AWS WAF Developer Guide, "Rate-based rule statement" (minimum 10 since 2024).
+        check(10 <= self.api_waf_rate_limit <= 2_000_000_000, "api_waf_rate_limit", "between 10 and 2000000000")
+        check(self.api_gateway_account_role in ACCOUNT_ROLE_MODES, "api_gateway_account_role",
+              f"one of {', '.join(ACCOUNT_ROLE_MODES)}")
         check(self.log_retention_days in _RETENTION_DAYS, "log_retention_days",
               f"one of CloudWatch's retention periods: {', '.join(map(str, _RETENTION_DAYS))}")
         check(self.alarm_email is None or bool(_EMAIL_RE.match(self.alarm_email)), "alarm_email",
