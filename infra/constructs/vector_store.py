@@ -18,6 +18,10 @@ from infra.constructs.common import log_group
 from infra.constructs.network import Network
 from infra.nag import acknowledge
 
+OPENSEARCH_SERVICE = "opensearchservice.amazonaws.com"
+SERVICE_LINKED_ROLE_NAME = "AWSServiceRoleForAmazonOpenSearchService"
+"""The role IAM creates for ``opensearchservice.amazonaws.com`` (path ``/aws-service-role/<service>/``)."""
+
 
 class VectorStore(Construct):
     """An OpenSearch domain in the VPC: encrypted at rest and node to node, HTTPS only (TLS 1.2),
@@ -112,17 +116,35 @@ class VectorStore(Construct):
         )
         self.domain.node.add_dependency(log_policy)
 
+        # A domain in a VPC needs OpenSearch's service-linked role before it can be created (Amazon OpenSearch
+        # Service Developer Guide, "Using service-linked roles to provide Amazon OpenSearch Service access to
+        # resources", https://docs.aws.amazon.com/opensearch-service/latest/developerguide/slr.html, and "Launching
+        # your Amazon OpenSearch Service domains within a VPC", .../vpc.html). The role is account-wide and creating
+        # it again fails ("has been taken"), so it is retained on delete and `opensearchServiceLinkedRole=existing`
+        # leaves it out (`recs deploy preflight` checks which applies).
+        self.service_linked_role: iam.CfnServiceLinkedRole | None = None
+        if settings.opensearch_service_linked_role == "create":
+            self.service_linked_role = iam.CfnServiceLinkedRole(
+                self,
+                "ServiceLinkedRole",
+                aws_service_name=OPENSEARCH_SERVICE,
+                description="Lets OpenSearch Service manage the recommender domain's network interfaces in the VPC",
+            )
+            self.service_linked_role.apply_removal_policy(RemovalPolicy.RETAIN)
+            self.domain.node.add_dependency(self.service_linked_role)
+
         # The access policy is set on the domain resource itself: the L2 `access_policies` option
         # installs a custom-resource Lambda to apply it after creation.
         access_policy = iam.PolicyDocument(
             statements=[
                 iam.PolicyStatement(
-                    sid=f"Client{index}",
+                    sid=f"Client{index}Grant{number}",
                     principals=[iam.ArnPrincipal(client.role.role_arn)],
-                    actions=client.opensearch_actions,
-                    resources=[f"{domain_arn}/*"],
+                    actions=list(grant.actions),
+                    resources=[f"{domain_arn}/{path}" for path in grant.paths],
                 )
                 for index, client in enumerate(clients)
+                for number, grant in enumerate(client.opensearch_grants)
             ]
         )
         cfn_domain = cast(opensearch.CfnDomain, self.domain.node.default_child)

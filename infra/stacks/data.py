@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.config import REPO_ROOT, InfraSettings
 from infra.constructs.bundle_bucket import BUNDLES_PREFIX, DELTAS_PREFIX, BundleBucket
 from infra.constructs.cache import RedisCache
-from infra.constructs.clients import INDEXER_OPENSEARCH_ACTIONS, RECOMMENDER_OPENSEARCH_ACTIONS, ClientIdentity
+from infra.constructs.clients import INDEXER_OPENSEARCH_GRANTS, ClientIdentity, recommender_opensearch_grants
 from infra.constructs.indexer import IndexerTask
 from infra.constructs.monitoring import AlertTopic
 from infra.constructs.network import Network
@@ -50,7 +50,7 @@ class DataStack(Stack):
             vpc=self.network.vpc,
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="recommender function",
-            opensearch_actions=RECOMMENDER_OPENSEARCH_ACTIONS,
+            opensearch_grants=recommender_opensearch_grants(settings.opensearch_alias),
         )
         self.indexer_identity = ClientIdentity(
             self,
@@ -58,7 +58,7 @@ class DataStack(Stack):
             vpc=self.network.vpc,
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="indexer task",
-            opensearch_actions=INDEXER_OPENSEARCH_ACTIONS,
+            opensearch_grants=INDEXER_OPENSEARCH_GRANTS,
         )
         clients = [self.recommender_identity, self.indexer_identity]
         for client in clients:
