@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.config import InfraSettings
@@ -93,14 +94,22 @@ class RecommendationsApi(Construct):
         super().__init__(scope, construct_id)
         self.access_logs = log_group(self, "AccessLogs", settings)
         use_key = settings.api_auth == "apiKey"
+        # Access logs, like execution logs, need the region's account-wide API Gateway CloudWatch Logs role: without
+        # it the stage fails to create with "CloudWatch Logs role ARN must be set in account settings to enable
+        # logging" (Amazon API Gateway Developer Guide, "Set up CloudWatch logging for REST APIs in API Gateway",
+        # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html: "To enable CloudWatch
+        # Logs, you must grant API Gateway permission to read and write logs to CloudWatch for your account"). With
+        # apiGatewayAccountRole=create the stack sets it (AWS::ApiGateway::Account, one per region per account, so the
+        # role and the setting are retained on delete); with `existing` preflight checks the account has one.
+        create_account_role = settings.api_gateway_account_role == "create"
         self.api = apigw.RestApi(
             self,
             "Api",
             rest_api_name=f"{settings.prefix}-recommendations",
             description="Movie recommendations (two-tower model, OpenSearch k-NN)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=settings.api_execution_logs,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if settings.api_execution_logs else None,
+            cloud_watch_role=create_account_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if create_account_role else None,
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=apigw.Cors.ALL_ORIGINS,
@@ -123,6 +132,11 @@ class RecommendationsApi(Construct):
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(_ACCESS_LOG_FIELDS)),
             ),
         )
+
+        account = self.api.node.try_find_child("Account")  # CDK's AWS::ApiGateway::Account (with the role)
+        if create_account_role and account is not None:
+            # CDK orders the account setting after the API but not before the stage, which needs it.
+            self.api.deployment_stage.node.add_dependency(account)
 
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
         validator = self.api.add_request_validator(
@@ -188,12 +202,26 @@ class RecommendationsApi(Construct):
             plan.add_api_stage(stage=self.api.deployment_stage)
             plan.add_api_key(self.api_key)
 
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG3",
-            "No WAF web ACL by default (about $6/month plus per-request fees); stage and usage-plan throttling "
-            "bound abuse. Associate a web ACL with the stage for a public production API.",
-        )
+        self.web_acl: wafv2.CfnWebACL | None = None
+        if settings.api_waf:
+            self.web_acl = self._rate_limiting_web_acl(settings)
+        else:
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG3",
+                "No WAF web ACL unless apiWaf=true (about $6/month plus $0.60 per million requests); stage and "
+                "usage-plan throttling bound abuse meanwhile.",
+            )
+        if use_key and not settings.api_waf:
+            # API keys identify and throttle callers; they do not authorize them (Amazon API Gateway Developer Guide,
+            # "Usage plans and API keys for REST APIs in API Gateway", best practices:
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-api-usage-plans.html).
+            Annotations.of(self).add_warning_v2(
+                "recs:api-key-only",
+                "apiAuth=apiKey: an API key is the only lock on the API, and API keys are not an authorization "
+                "mechanism. Deploy with -c apiAuth=iam (SigV4), or add -c apiWaf=true for a rate-based WAF rule "
+                "(docs/deploy.md, 'Who may call the API').",
+            )
         acknowledge(
             self.api,
             "AwsSolutions-COG4",
@@ -207,21 +235,58 @@ class RecommendationsApi(Construct):
                 "apiAuth=apiKey: every method requires an API key bound to a usage plan (throttle, optional quota). "
                 "Deploy with -c apiAuth=iam for SigV4 authorization.",
             )
-        if settings.api_execution_logs:
+        if create_account_role:
             acknowledge(
                 self.api,
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                 "AmazonAPIGatewayPushToCloudWatchLogs]",
-                "The account-wide API Gateway logging role (opt-in with apiExecutionLogs) uses the AWS managed "
+                "The account-wide API Gateway logging role (apiGatewayAccountRole=create) uses the AWS managed "
                 "policy written for exactly that role.",
             )
-        else:
+        if not settings.api_execution_logs:
             acknowledge(
                 self.api,
                 "AwsSolutions-APIG6",
-                "Execution logs need the account-wide API Gateway CloudWatch role, a singleton this app does not "
-                "take over by default (-c apiExecutionLogs=true does). JSON access logs of every request are on.",
+                "Execution logs (every request's processing, billed per GB) are opt-in with -c apiExecutionLogs=true; "
+                "JSON access logs of every request are always on.",
             )
+
+    def _rate_limiting_web_acl(self, settings: InfraSettings) -> wafv2.CfnWebACL:
+        """A regional web ACL on the stage: allow by default, block an IP above ``apiWafRateLimit`` requests per
+        5 minutes (AWS WAF Developer Guide, "Using rate-based rule statements in AWS WAF",
+        https://docs.aws.amazon.com/waf/latest/developerguide/waf-rule-statement-type-rate-based.html; a web ACL on
+        an API Gateway REST API stage: https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-control-access-aws-waf.html)."""
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+            )
+
+        web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            description="Rate limit per client IP in front of the recommendations API",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(f"{settings.prefix}-api"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=settings.api_waf_rate_limit, aggregate_key_type="IP", evaluation_window_sec=300
+                        )
+                    ),
+                    visibility_config=visibility(f"{settings.prefix}-api-rate-limit"),
+                )
+            ],
+        )
+        association = wafv2.CfnWebACLAssociation(
+            self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=web_acl.attr_arn
+        )
+        association.node.add_dependency(self.api.deployment_stage)
+        return web_acl
 
     @property
     def url(self) -> str:
