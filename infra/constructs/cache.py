@@ -68,9 +68,13 @@ class RedisCache(Construct):
             subnet_ids=network.vpc.select_subnets(subnet_group_name=PRIVATE_SUBNETS).subnet_ids,
         )
         replicas = settings.redis_replicas
+        self.replication_group_id = f"{settings.prefix}-cache"
+        self.node_ids = [f"{self.replication_group_id}-{number:03d}" for number in range(1, 2 + replicas)]
+        """The member clusters' ids (``<group id>-001`` is the first node): the ``CacheClusterId`` of its metrics."""
         self.replication_group = elasticache.CfnReplicationGroup(
             self,
             "ReplicationGroup",
+            replication_group_id=self.replication_group_id,
             replication_group_description="Response cache and catalog generation of the movie recommender",
             engine="redis",
             engine_version=settings.redis_engine_version,

@@ -53,17 +53,6 @@ class ServingStack(Stack):
             asset_dir=lambda_asset_dir,
         )
         self.api = RecommendationsApi(self, "Api", settings=settings, handler=self.recommender.alias)
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            settings=settings,
-            api=self.api.api,
-            alias=self.recommender.alias,
-            domain=data.vector_store.domain,
-            indexer=data.indexer,
-            topic=data.alerts.topic,
-        )
-
         # Predictive scaling: an hourly forecaster writes one scheduled MinCapacity action per hour on
         # the alias' scalable target; target tracking (above) handles what the forecast misses.
         self.predictive_scaling: PredictiveScaling | None = None
@@ -81,6 +70,19 @@ class ServingStack(Stack):
                 dry_run=settings.predictive_scaling_dry_run,
                 asset_dir=REPO_ROOT / "build" / "forecaster",
             )
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            api=self.api.api,
+            alias=self.recommender.alias,
+            domain=data.vector_store.domain,
+            cache=data.cache,
+            indexer=data.indexer,
+            topic=data.alerts.topic,
+            forecaster=self.predictive_scaling.function if self.predictive_scaling else None,
+        )
 
         CfnOutput(self, "ApiUrl", value=self.api.url)
         if self.api.api_key is not None:
