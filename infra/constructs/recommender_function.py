@@ -9,6 +9,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.config import InfraSettings
@@ -20,13 +21,16 @@ from infra.packaging import HANDLER, RUNTIME_ENVIRONMENT
 
 ALIAS_NAME = "live"
 PROVISIONED_CONCURRENCY_DIMENSION = "lambda:function:ProvisionedConcurrency"
+AWS_CUSTOM_RESOURCE_PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"
+"""The construct id of CDK's singleton AwsCustomResource provider function (fixed by aws-cdk-lib)."""
 
 
 class RecommenderFunction(Construct):
     """Python 3.12 Lambda from the asset directory (built without Docker), in the VPC's private
     subnets with the recommender's security group and role (both owned by the data stack).
 
-    ``alias`` (``live``) carries the provisioned concurrency and is what API Gateway invokes.
+    ``alias`` (``live``) is what API Gateway invokes; its provisioned concurrency is owned by the scalable target
+    (``_provisioned_concurrency``).
     ``scalable_target`` is the Application Auto Scaling target on the alias' provisioned
     concurrency: target tracking on utilization is set here; scheduled actions (predictive
     scaling) are added on the same target (``function:<name>:live``).
@@ -114,13 +118,55 @@ class RecommenderFunction(Construct):
             "infra/packaging.py; move both together.",
         )
 
-        self.alias = lambda_.Alias(
-            self,
-            "Live",
-            alias_name=ALIAS_NAME,
-            version=self.function.current_version,
-            provisioned_concurrent_executions=settings.provisioned_concurrency_min,
+        # No ProvisionedConcurrencyConfig on the alias (see _provisioned_concurrency): every code deploy moves the
+        # alias to a new version, and CloudFormation would re-apply a static value over the current plan.
+        self.alias = lambda_.Alias(self, "Live", alias_name=ALIAS_NAME, version=self.function.current_version)
+        self._provisioned_concurrency(settings, stack)
+
+    def _provisioned_concurrency(self, settings: InfraSettings, stack: Stack) -> None:
+        """All of the alias' provisioned concurrency, in one place (a later cold-start strategy switches it off here).
+
+        The Application Auto Scaling scalable target owns the value: its MinCapacity/MaxCapacity, the forecaster's
+        scheduled actions (MinCapacity per hour) and target tracking on utilization. The alias carries no static
+        ``ProvisionedConcurrentExecutions``: CloudFormation applies that value on every update of the alias, and every
+        code deploy updates it (a new version), so each deploy reset the capacity the forecaster or target tracking
+        had set, until their next action.
+
+        A scalable target on an alias with no provisioned-concurrency configuration deploys, but registering it sets
+        nothing: capacity changes only with a scaling activity (aws-cdk issue #19103: ``addAutoScaling`` alone left the
+        alias with no provisioned concurrency; target tracking cannot start, its utilization metric needs some). So a
+        custom resource sets ``provisionedConcurrencyMin`` once, when it is created, with Lambda's
+        PutProvisionedConcurrencyConfig (Lambda Developer Guide, "Configuring provisioned concurrency for a function",
+        https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html). Its properties (function, alias,
+        minimum) do not change between code deploys, so CloudFormation does not call it again; it runs again only when
+        ``provisionedConcurrencyMin`` itself changes (then the new floor applies at once, and the next scheduled
+        action restores the plan above it). Deleting it changes nothing: the alias goes with the stack.
+        The allocation needs unreserved account concurrency (``recs deploy preflight`` checks the quota).
+        """
+        target = f"{self.function.function_arn}:{ALIAS_NAME}"
+        initial = cr.AwsSdkCall(
+            service="Lambda",
+            action="putProvisionedConcurrencyConfig",
+            parameters={
+                "FunctionName": self.function.function_name,
+                "Qualifier": ALIAS_NAME,
+                "ProvisionedConcurrentExecutions": settings.provisioned_concurrency_min,
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(f"{settings.function_name}:{ALIAS_NAME}:initial"),
         )
+        self.initial_provisioned_concurrency = cr.AwsCustomResource(
+            self,
+            "InitialProvisionedConcurrency",
+            on_create=initial,
+            on_update=initial,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["lambda:PutProvisionedConcurrencyConfig"], resources=[target])]
+            ),
+            install_latest_aws_sdk=False,
+            timeout=Duration.minutes(2),
+        )
+        self.initial_provisioned_concurrency.node.add_dependency(self.alias)
+        _acknowledge_custom_resource_provider(stack)
 
         self.scalable_target = appscaling.ScalableTarget(
             self,
@@ -144,6 +190,7 @@ class RecommenderFunction(Construct):
             ),
         )
         self.scalable_target.node.add_dependency(self.alias)
+        self.scalable_target.node.add_dependency(self.initial_provisioned_concurrency)
         self.scalable_target.scale_to_track_metric(
             "Utilization",
             target_value=settings.provisioned_concurrency_target,
@@ -154,3 +201,21 @@ class RecommenderFunction(Construct):
     def scalable_resource_id(self) -> str:
         """``function:<name>:live``, the Application Auto Scaling resource id of the alias."""
         return f"function:{self.function.function_name}:{ALIAS_NAME}"
+
+
+def _acknowledge_custom_resource_provider(stack: Stack) -> None:
+    """CDK's one provider function for every AwsCustomResource in the stack (a singleton Lambda)."""
+    provider = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER_ID)
+    if provider is None:
+        return
+    acknowledge(
+        provider,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's AwsCustomResource provider (runs once at creation) writes its own logs with the AWS managed basic "
+        "execution policy; its API permission is the one PutProvisionedConcurrencyConfig on the alias.",
+    )
+    acknowledge(
+        provider,
+        "AwsSolutions-L1",
+        "CDK's AwsCustomResource provider picks its own Node.js runtime with the aws-cdk-lib release.",
+    )
