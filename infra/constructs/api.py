@@ -282,10 +282,10 @@ class RecommendationsApi(Construct):
                 )
             ],
         )
-        association = wafv2.CfnWebACLAssociation(
+        # the stage ARN refers to the stage, so CloudFormation creates the association after it
+        wafv2.CfnWebACLAssociation(
             self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=web_acl.attr_arn
         )
-        association.node.add_dependency(self.api.deployment_stage)
         return web_acl
 
     @property
