@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     plan.add_argument("--max-capacity", type=int, help="ceiling of every hour")
     plan.add_argument("--headroom", type=float, help="multiplier on the required concurrency")
     plan.add_argument("--quantile", type=float, help="upper quantile of the forecast, e.g. 0.9")
+    plan.add_argument(
+        "--target-utilization",
+        type=float,
+        help="size for the forecast mean concurrency at this utilisation, e.g. 0.6 (0: for the peak)",
+    )
     plan.add_argument("--lead-minutes", type=int, help="actions fire this long before their hour")
     plan.add_argument("--history-days", type=int, help="days of CloudWatch history to read")
     plan.add_argument("--dry-run", action="store_true", help="print the plan and write a PNG; change nothing")
@@ -67,6 +72,7 @@ def _plan(args: argparse.Namespace) -> int:
             max_capacity=args.max_capacity,
             headroom=args.headroom,
             quantile=args.quantile,
+            target_utilization=args.target_utilization,
             lead_minutes=args.lead_minutes,
             history_days=args.history_days,
         )

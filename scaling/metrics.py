@@ -1,11 +1,14 @@
 """The function's recent history from CloudWatch (``GetMetricData``), on a regular grid.
 
-Three series of the alias (dimensions ``FunctionName`` and ``Resource = <function>:<alias>``),
+Four series of the alias (dimensions ``FunctionName`` and ``Resource = <function>:<alias>``),
 one value per period (5 minutes by default: CloudWatch keeps 5-minute data for 63 days):
 
 * ``Invocations``, statistic ``Sum``;
 * ``ConcurrentExecutions``, statistic ``Maximum``;
-* ``Duration``, statistic ``p99`` (milliseconds; ``RECS_SCALING_DURATION_STATISTIC``).
+* ``Duration``, statistic ``p99`` (milliseconds; ``RECS_SCALING_DURATION_STATISTIC``);
+* ``Duration``, statistic ``Sum``: the milliseconds spent in the function during the period, so
+  the period's **mean** concurrency is ``Sum / period`` (what ``RECS_SCALING_TARGET_UTILIZATION``
+  sizes from). Histories saved before this series existed load with it unknown.
 
 Lambda publishes nothing for a period without invocations, so after a series' first data point a
 missing period means *no traffic*; before it, *unknown* (the function or alias did not exist).
@@ -30,6 +33,7 @@ QUERIES = (
     ("invocations", "Invocations", "Sum"),
     ("concurrency", "ConcurrentExecutions", "Maximum"),
     ("duration", "Duration", "p99"),
+    ("busy", "Duration", "Sum"),
 )
 MAX_PAGES = 50
 
@@ -48,6 +52,8 @@ class MetricHistory:
     invocations: list[float | None]
     concurrency: list[float | None]
     duration_p99_ms: list[float | None]
+    duration_sum_ms: list[float | None] | None = None
+    """``Duration`` Sum per period (``None``: not read, e.g. a history saved by an older version)."""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -59,6 +65,8 @@ class MetricHistory:
         n = len(self.invocations)
         if len(self.concurrency) != n or len(self.duration_p99_ms) != n:
             raise ValueError("the three series must have the same length")
+        if self.duration_sum_ms is not None and len(self.duration_sum_ms) != n:
+            raise ValueError("the Duration Sum series must have the length of the others")
         if n % self.per_hour:
             raise ValueError("the series must cover whole hours")
 
@@ -98,6 +106,27 @@ class MetricHistory:
         """Per hour, the largest ``ConcurrentExecutions``."""
         return self._hourly(self.concurrency, 1.0)
 
+    def hourly_mean_concurrency(self) -> list[float | None]:
+        """Per hour, the mean number of requests in flight: the hour's ``Duration`` Sum / 3600 s.
+
+        ``None`` for hours before the series' first data point (and everywhere without the series);
+        a missing period after it is a period without traffic.
+        """
+        series = self.duration_sum_ms
+        if series is None:
+            return [None] * self.hours
+        first = next((i for i, v in enumerate(series) if v is not None), None)
+        out: list[float | None] = []
+        for h in range(self.hours):
+            lo = h * self.per_hour
+            hi = lo + self.per_hour
+            if first is None or hi <= first:
+                out.append(None)
+                continue
+            total = sum(v for v in series[max(lo, first) : hi] if v is not None and math.isfinite(v) and v >= 0)
+            out.append(total / 3_600_000.0)
+        return out
+
     def recent_p99_ms(self, days: int = 7) -> float | None:
         """Median of the per-period p99 durations over the last ``days`` days (``None`` if none)."""
         tail = self.duration_p99_ms[-days * 24 * self.per_hour :]
@@ -119,6 +148,7 @@ class MetricHistory:
             "invocations": self.invocations,
             "concurrency": self.concurrency,
             "duration_p99_ms": self.duration_p99_ms,
+            "duration_sum_ms": self.duration_sum_ms,
         }
 
     @classmethod
@@ -130,6 +160,11 @@ class MetricHistory:
                 invocations=[None if v is None else float(v) for v in raw["invocations"]],
                 concurrency=[None if v is None else float(v) for v in raw["concurrency"]],
                 duration_p99_ms=[None if v is None else float(v) for v in raw["duration_p99_ms"]],
+                duration_sum_ms=(
+                    None
+                    if raw.get("duration_sum_ms") is None
+                    else [None if v is None else float(v) for v in raw["duration_sum_ms"]]
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a metric history: {exc}") from exc
@@ -225,5 +260,6 @@ def fetch_history(
         invocations=series["invocations"],
         concurrency=series["concurrency"],
         duration_p99_ms=series["duration"],
+        duration_sum_ms=series["busy"],
     )
     return history, notes

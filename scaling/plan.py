@@ -8,7 +8,17 @@ For each hour two forecasts (``scaling.forecast``) are turned into execution env
   an average cannot see, which dominate at low traffic (with 1.5 requests in flight on average,
   an hour routinely has seconds with 6).
 
-``required = ceil(headroom x max(the two))``, clamped to ``[floor, maximum]``.
+``required = ceil(headroom x max(the two))``, clamped to ``[floor, maximum]``: capacity for the
+hour's **peak**, so provisioned environments are mostly idle (at 45 req/s of 45 ms requests, the
+hour's busiest second has 3 to 5 times the mean in flight).
+
+With ``target_utilization`` set (``RECS_SCALING_TARGET_UTILIZATION`` in (0, 1]), the plan sizes for
+the **mean** instead: a third series, the hour's mean concurrency (``Duration`` Sum / 3600 s), is
+forecast at its median (quantile 0.5, no headroom) and ``required = ceil(mean / target_utilization)``.
+Provisioned concurrency costs less than on-demand only when it is busy (with us-east-1 prices,
+above 60% utilisation: ``bench/pricing.py``), so this keeps the scheduled minimum busy and leaves
+the bursts above it to target tracking and on-demand environments. Without ``Duration`` Sum data
+(an old saved history) the plan sizes for the peak and says so.
 
 Each planned hour becomes one **recurring** Application Auto Scaling action,
 ``<prefix>hHH`` with ``cron(M H * * ? *)`` in UTC, firing ``lead_minutes`` before hour ``HH``
@@ -69,11 +79,14 @@ class PlannedHour:
     peak_concurrency: float | None
     """Forecast of the hour's largest ``ConcurrentExecutions``."""
     required: int | None
-    """``ceil(headroom x max(rate x p99 duration, peak concurrency))``, before clamping."""
+    """``ceil(headroom x max(rate x p99 duration, peak concurrency))`` (or, sizing for the mean,
+    ``ceil(mean concurrency / target utilization)``), before clamping."""
     capacity: int
     """Clamped capacity for this hour."""
     min_capacity: int
     """What the action sets: ``max(capacity[h-1], capacity[h])`` when it fires early."""
+    mean_concurrency: float | None = None
+    """Forecast mean requests in flight (sizing for the mean only)."""
 
 
 @dataclass(frozen=True)
@@ -91,24 +104,33 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     recent: list[tuple[datetime, float | None]] = field(default_factory=list)
     """The last week's observed need: ``max(rate x p99 duration, peak concurrency)`` per hour."""
+    target_utilization: float = 0.0
+    """``0``: sized for the peak; else for the forecast mean concurrency at this utilisation."""
+
+    @property
+    def sizing(self) -> str:
+        if self.target_utilization > 0:
+            return f"mean concurrency at {self.target_utilization:.0%} utilisation"
+        return f"peak x headroom {self.headroom:g}"
 
     def table(self) -> str:
         lines = [
             f"plan for {self.resource_id}, generated {self.generated_at:%Y-%m-%d %H:%M} UTC, mode {self.mode}",
-            f"floor {self.floor}, maximum {self.maximum}, headroom {self.headroom:g}"
+            f"floor {self.floor}, maximum {self.maximum}, sizing: {self.sizing}"
             + (f", p99 duration {self.duration_p99_ms:.0f} ms" if self.duration_p99_ms else "")
             + (f", trend x{self.trend:.2f}" if self.trend is not None else "")
             + (f", uplift {self.uplift:+.3f} (sqrt scale)" if self.uplift is not None else ""),
-            f"{'hour (UTC)':<16} {'fires':>5} {'rate req/s':>10} {'peak conc':>9} {'required':>8} {'min cap':>7}"
-            "  action",
+            f"{'hour (UTC)':<16} {'fires':>5} {'rate req/s':>10} {'peak conc':>9} {'mean conc':>9} {'required':>8}"
+            f" {'min cap':>7}  action",
         ]
         for h in self.hours:
             rate = f"{h.rate:.2f}" if h.rate is not None else "-"
             peak = f"{h.peak_concurrency:.1f}" if h.peak_concurrency is not None else "-"
+            mean = f"{h.mean_concurrency:.2f}" if h.mean_concurrency is not None else "-"
             required = str(h.required) if h.required is not None else "-"
             lines.append(
-                f"{h.hour:%a %m-%d %H:%M} {h.fires_at:%H:%M} {rate:>10} {peak:>9} {required:>8} {h.min_capacity:>7}"
-                f"  {h.name} {h.schedule}"
+                f"{h.hour:%a %m-%d %H:%M} {h.fires_at:%H:%M} {rate:>10} {peak:>9} {mean:>9} {required:>8}"
+                f" {h.min_capacity:>7}  {h.name} {h.schedule}"
             )
         for note in self.notes:
             lines.append(f"note: {note}")
@@ -122,6 +144,7 @@ class Plan:
             "floor": self.floor,
             "maximum": self.maximum,
             "headroom": self.headroom,
+            "target_utilization": self.target_utilization,
             "duration_p99_ms": self.duration_p99_ms,
             "trend": self.trend,
             "uplift": self.uplift,
@@ -134,6 +157,7 @@ class Plan:
                     "schedule": h.schedule,
                     "rate": h.rate,
                     "peak_concurrency": h.peak_concurrency,
+                    "mean_concurrency": h.mean_concurrency,
                     "required": h.required,
                     "capacity": h.capacity,
                     "min_capacity": h.min_capacity,
@@ -174,9 +198,17 @@ class _SeriesForecast:
 
 
 def _forecast_series(
-    series: list[float | None], gap: int, span: int, settings: ScalingSettings, label: str, notes: list[str]
+    series: list[float | None],
+    gap: int,
+    span: int,
+    settings: ScalingSettings,
+    label: str,
+    notes: list[str],
+    quantile: float | None = None,
 ) -> _SeriesForecast | None:
-    """Forecast ``span`` hours starting ``gap`` hours after the end of ``series``; ``None`` without data."""
+    """Forecast ``span`` hours starting ``gap`` hours after the end of ``series``; ``None`` without data.
+
+    ``quantile`` overrides the setting's (the mean series is forecast at its median)."""
     first = _first_known(series)
     if first is None:
         return None
@@ -192,7 +224,7 @@ def _forecast_series(
         series[first:],
         gap + span,
         season=season,
-        quantile_level=settings.quantile,
+        quantile_level=settings.quantile if quantile is None else quantile,
         trend_hours=settings.trend_hours,
         trend_bounds=(settings.trend_min, settings.trend_max),
     )
@@ -230,25 +262,34 @@ def build_plan(
         peak: _SeriesForecast | None = None,
         p99_ms: float | None = None,
         recent: list[tuple[datetime, float | None]] | None = None,
+        mean: _SeriesForecast | None = None,
     ) -> Plan:
+        """``mean`` given: size for the forecast mean at ``settings.target_utilization``."""
         floor_value = min(floor_value, maximum)
         rates: list[float | None] = []
         peaks: list[float | None] = []
+        means: list[float | None] = []
         capacities: list[int] = []
         required: list[int | None] = []
         unusable = 0
         for offset in range(span):
             r = _usable(rate.values[offset]) if rate else None
             c = _usable(peak.values[offset]) if peak else None
+            m = _usable(mean.values[offset]) if mean else None
             rates.append(r)
             peaks.append(c)
-            candidates = [v for v in (None if r is None else r * (p99_ms or 0.0) / 1000.0, c) if v is not None]
+            means.append(m)
+            if mean is not None:
+                candidates = [] if m is None else [m / settings.target_utilization]
+            else:
+                candidates = [v for v in (None if r is None else r * (p99_ms or 0.0) / 1000.0, c) if v is not None]
+                candidates = [v * settings.headroom for v in candidates]
             if not candidates:
-                unusable += rate is not None or peak is not None
+                unusable += rate is not None or peak is not None or mean is not None
                 required.append(None)
                 capacities.append(floor_value)
                 continue
-            need = math.ceil(max(candidates) * settings.headroom - 1e-9)
+            need = math.ceil(max(candidates) - 1e-9)
             required.append(need)
             capacities.append(clamp_capacity(need, floor_value, maximum))
         if unusable:
@@ -269,9 +310,10 @@ def build_plan(
                     required=required[offset],
                     capacity=capacity,
                     min_capacity=min_capacity,
+                    mean_concurrency=means[offset],
                 )
             )
-        main = rate or peak
+        main = mean or rate or peak
         return Plan(
             resource_id=settings.scalable_resource_id,
             generated_at=now,
@@ -285,6 +327,7 @@ def build_plan(
             hours=hours,
             notes=notes_out,
             recent=recent or [],
+            target_utilization=settings.target_utilization if mean is not None else 0.0,
         )
 
     if history is None:
@@ -317,14 +360,25 @@ def build_plan(
     elif peak is None:
         notes_out.append("no ConcurrentExecutions data: planning from Invocations (Little's law) alone")
 
+    mean: _SeriesForecast | None = None
+    if settings.target_utilization > 0:
+        mean = _forecast_series(
+            history.hourly_mean_concurrency(), gap, span, settings, "Duration Sum", notes_out, quantile=0.5
+        )
+        if mean is None:
+            notes_out.append(
+                "no Duration Sum data (mean concurrency unknown): sizing for the peak, not for the mean at "
+                f"{settings.target_utilization:.0%} utilisation"
+            )
+
     recent: list[tuple[datetime, float | None]] = []
     for i in range(max(0, history.hours - WEEK), history.hours):
         r, c = rate_series[i], peak_series[i]
         values = [v for v in (None if r is None else r * (p99_ms or 0.0) / 1000.0, c) if v is not None]
         recent.append((history.start + timedelta(hours=i), max(values) if values else None))
-    main = rate or peak
+    main = mean or rate or peak
     assert main is not None
-    return finish(main.mode, floor_value, rate, peak, p99_ms, recent)
+    return finish(main.mode, floor_value, rate, peak, p99_ms, recent, mean)
 
 
 def _usable(value: float | None) -> float | None:

@@ -12,6 +12,7 @@ Every value is validated at start-up, so a typo in a variable fails with a messa
 | ``RECS_SCALING_MAX_CAPACITY`` | ceiling of every planned hour | ``100`` |
 | ``RECS_SCALING_HEADROOM`` | multiplier on the required concurrency | ``1.1`` |
 | ``RECS_SCALING_QUANTILE`` | upper quantile of the forecast | ``0.9`` |
+| ``RECS_SCALING_TARGET_UTILIZATION`` | ``0``: size for the peak; in (0, 1]: for the mean at this utilisation | ``0`` |
 | ``RECS_SCALING_HISTORY_DAYS`` | CloudWatch history read per run | ``28`` |
 | ``RECS_SCALING_TREND_HOURS`` | window of the recent-trend factor | ``24`` |
 | ``RECS_SCALING_TREND_MIN`` / ``_MAX`` | bounds of the trend factor | ``0.5`` / ``2.0`` |
@@ -54,6 +55,9 @@ class ScalingSettings:
     """The ceiling of every planned hour (lowered to the scalable target's own maximum)."""
     headroom: float = setting("RECS_SCALING_HEADROOM", default=1.1)
     quantile: float = setting("RECS_SCALING_QUANTILE", default=0.9)
+    target_utilization: float = setting("RECS_SCALING_TARGET_UTILIZATION", default=0.0)
+    """``0``: plan ``headroom x`` the forecast peak (``RECS_SCALING_HEADROOM``, ``_QUANTILE``); in (0, 1]:
+    plan ``ceil(forecast mean concurrency / target_utilization)`` (see ``scaling/plan.py``)."""
     history_days: int = setting("RECS_SCALING_HISTORY_DAYS", default=28)
     trend_hours: int = setting("RECS_SCALING_TREND_HOURS", default=24)
     trend_min: float = setting("RECS_SCALING_TREND_MIN", default=0.5)
@@ -100,6 +104,8 @@ class ScalingSettings:
             raise bad("headroom", "must be between 1 and 10")
         if not 0.5 <= self.quantile < 1.0:
             raise bad("quantile", "must be in [0.5, 1)")
+        if not (self.target_utilization == 0.0 or 0.05 <= self.target_utilization <= 1.0):
+            raise bad("target_utilization", "must be 0 (size for the peak) or in [0.05, 1]")
         if not 1 <= self.history_days <= 63:
             raise bad("history_days", "must be between 1 and 63 (CloudWatch keeps 5-minute data 63 days)")
         if not 1 <= self.trend_hours <= 168:

@@ -31,13 +31,16 @@ def make_history(
     duration_ms: float | None = 200.0,
     concurrency: bool = True,
     invocations: bool = True,
+    busy: bool = True,
     seed: int = 0,
 ) -> MetricHistory:
+    """5-minute metrics of ``rate`` requests/s lasting ``duration_ms`` each (``busy``: with ``Duration`` Sum)."""
     rng = random.Random(seed)
     n = days * 24 * 3600 // period
     inv: list[float | None] = []
     conc: list[float | None] = []
     dur: list[float | None] = []
+    total: list[float | None] = []
     for i in range(n):
         t = start + timedelta(seconds=i * period)
         r = rate(t) * (1.0 + rng.gauss(0.0, noise) if noise else 1.0)
@@ -45,7 +48,8 @@ def make_history(
         inv.append(r * period if invocations and r > 0 else None)
         conc.append(max(1.0, r * 0.1) if concurrency and r > 0 else None)
         dur.append(duration_ms if duration_ms is not None and r > 0 else None)
-    return MetricHistory(start, period, inv, conc, dur)
+        total.append(r * period * duration_ms if duration_ms is not None and r > 0 else None)
+    return MetricHistory(start, period, inv, conc, dur, total if busy else None)
 
 
 @pytest.fixture

@@ -104,6 +104,8 @@ def test_history_read_back_from_cloudwatch(aws):
     assert min(r for r in rates if r is not None) == pytest.approx(2.0)
     assert history.recent_p99_ms() == pytest.approx(250.0)
     assert max(c for c in history.hourly_peak_concurrency() if c is not None) == pytest.approx(4.0)
+    # one 250 ms datapoint an hour (Duration Sum) is 250 ms of work in 3600 s
+    assert max(m for m in history.hourly_mean_concurrency() if m is not None) == pytest.approx(0.25 / 3600)
 
 
 def test_the_forecaster_writes_one_action_per_hour_on_the_alias(aws, caplog):
@@ -237,6 +239,8 @@ def test_the_p99_request_matches_the_api_and_is_parsed():
             "MetricDataResults": [
                 {"Id": "invocations", "Timestamps": stamps, "Values": [600.0, 900.0, 300.0], "StatusCode": "Complete"},
                 {"Id": "duration", "Timestamps": stamps[:2], "Values": [180.0, 220.0], "StatusCode": "PartialData"},
+                {"Id": "busy", "Timestamps": stamps, "Values": [36_000.0, 54_000.0, 18_000.0],
+                 "StatusCode": "Complete"},
             ],
             "NextToken": "page-2",
         },
@@ -250,11 +254,15 @@ def test_the_p99_request_matches_the_api_and_is_parsed():
     )
     with stubber:
         history, notes = fetch_history(client, function_name=FUNCTION, alias="live", end=end, days=1)
-    assert [q["MetricStat"]["Stat"] for q in expected["MetricDataQueries"]] == ["Sum", "Maximum", "p99"]
+    assert [q["MetricStat"]["Stat"] for q in expected["MetricDataQueries"]] == ["Sum", "Maximum", "p99", "Sum"]
+    assert [q["MetricStat"]["Metric"]["MetricName"] for q in expected["MetricDataQueries"]] == [
+        "Invocations", "ConcurrentExecutions", "Duration", "Duration"]
     assert history.duration_p99_ms[:3] == [180.0, 220.0, None]
     assert history.recent_p99_ms() == pytest.approx(200.0)
     assert history.hourly_peak_rate()[0] == pytest.approx(3.0)
     assert history.hourly_peak_concurrency()[0] == pytest.approx(4.0)
+    # Duration Sum: 108 s spent in the function during the first hour = 0.03 requests in flight on average
+    assert history.hourly_mean_concurrency()[0] == pytest.approx(108.0 / 3600)
     assert notes == []
 
 

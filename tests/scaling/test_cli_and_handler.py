@@ -33,6 +33,27 @@ def test_dry_run_prints_the_table_and_writes_a_png(tmp_path, capsys):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_target_utilization_flag_sizes_for_the_mean(tmp_path, capsys):
+    history_file = tmp_path / "history.json"
+    make_history(28).save(history_file)
+    now = (START + timedelta(days=28, minutes=5)).isoformat()
+    assert recs_main(["scaling", "plan", "--dry-run", "--json", "--function", "api", "--history", str(history_file),
+                      "--now", now, "--target-utilization", "0.5", "--chart", str(tmp_path / "c.png")]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["target_utilization"] == 0.5
+    evening = next(h for h in payload["hours"] if h["hour"].endswith("T16:00:00+00:00"))
+    assert evening["required"] == 17  # 42 req/s x 0.2 s = 8.4 in flight, at 50%
+
+
+def test_a_history_saved_without_duration_sum_still_loads(tmp_path):
+    history = make_history(2)
+    raw = history.to_json()
+    assert MetricHistory.from_json(raw) == history
+    del raw["duration_sum_ms"]
+    old = MetricHistory.from_json(raw)
+    assert old.duration_sum_ms is None and old.hourly_mean_concurrency() == [None] * 48
+
+
 def test_json_output(tmp_path, capsys):
     history_file = tmp_path / "history.json"
     make_history(3).save(history_file)

@@ -183,3 +183,36 @@ def test_table_and_json_render(settings):
     assert "hour-of-week" in table and "recs-predictive-h16" in table
     payload = plan.to_json()
     assert len(payload["hours"]) == 24 and payload["hours"][0]["schedule"].startswith("cron(")
+
+
+def test_sizing_for_the_mean_at_a_target_utilization():
+    settings = ScalingSettings(function_name="api", headroom=1.5, target_utilization=0.6)
+    plan = build_plan(settings, at(28), make_history(28))
+    assert plan.target_utilization == 0.6 and "60% utilisation" in plan.table()
+    evening = next(h for h in plan.hours if h.hour.hour == 16)
+    night = next(h for h in plan.hours if h.hour.hour == 4)
+    # 42 req/s x 0.2 s = 8.4 in flight on average; headroom does not apply to the mean
+    assert evening.mean_concurrency == pytest.approx(8.4)
+    assert evening.required == 14  # 8.4 / 0.6
+    assert night.mean_concurrency == pytest.approx(0.4)
+    assert night.required == 1 and night.min_capacity == 1
+    peak_plan = build_plan(settings.with_overrides(target_utilization=0.0), at(28), make_history(28))
+    assert peak_plan.target_utilization == 0.0 and "headroom 1.5" in peak_plan.table()
+    assert next(h for h in peak_plan.hours if h.hour.hour == 16).required == math.ceil(1.5 * 8.4)
+    assert plan.to_json()["hours"][0]["mean_concurrency"] is not None
+
+
+def test_sizing_for_the_mean_without_duration_sum_sizes_for_the_peak():
+    settings = ScalingSettings(function_name="api", headroom=1.0, target_utilization=0.6)
+    plan = build_plan(settings, at(28), make_history(28, busy=False))
+    assert plan.target_utilization == 0.0
+    assert any("no Duration Sum data" in note for note in plan.notes)
+    evening = next(h for h in plan.hours if h.hour.hour == 16)
+    assert evening.mean_concurrency is None and evening.required == math.ceil(8.4 - 1e-9)
+
+
+def test_sizing_for_the_mean_never_plans_zero_while_there_is_traffic():
+    settings = ScalingSettings(function_name="api", min_capacity=0, max_capacity=10, target_utilization=1.0)
+    quiet = make_history(28, rate=lambda t: 0.01)  # 0.002 requests in flight on average
+    plan = build_plan(settings, at(28), quiet)
+    assert min(h.min_capacity for h in plan.hours) == 1

@@ -45,6 +45,9 @@ def test_resource_id_alone_names_the_function_and_alias():
         ("RECS_SCALING_DURATION_STATISTIC", "median", "RECS_SCALING_DURATION_STATISTIC"),
         ("RECS_SCALING_DRY_RUN", "maybe", "RECS_SCALING_DRY_RUN"),
         ("RECS_SCALING_LEAD_MINUTES", "90", "RECS_SCALING_LEAD_MINUTES"),
+        ("RECS_SCALING_TARGET_UTILIZATION", "1.5", "RECS_SCALING_TARGET_UTILIZATION"),
+        ("RECS_SCALING_TARGET_UTILIZATION", "0.01", "RECS_SCALING_TARGET_UTILIZATION"),
+        ("RECS_SCALING_TARGET_UTILIZATION", "60%", "RECS_SCALING_TARGET_UTILIZATION"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value, message):
@@ -59,3 +62,9 @@ def test_min_above_max_and_unknown_settings():
         ScalingSettings.from_env({}, colour="blue")
     with pytest.raises(SettingsError, match="RECS_SCALING_FUNCTION_NAME"):
         _ = ScalingSettings().scalable_resource_id
+
+
+def test_target_utilization_is_off_by_default_and_read_from_its_variable():
+    assert ScalingSettings().target_utilization == 0.0
+    assert ScalingSettings.from_env({"RECS_SCALING_TARGET_UTILIZATION": "0.6"}).target_utilization == 0.6
+    assert ScalingSettings.from_env({"RECS_SCALING_TARGET_UTILIZATION": "0"}).target_utilization == 0.0
