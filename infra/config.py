@@ -34,6 +34,9 @@ ACCOUNT_ROLE_MODES = ("create", "existing")
 LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ECR_IMAGE_RE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repository>[a-z0-9._/-]+):(?P<tag>[\w.-]+)$"
+)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -76,6 +79,9 @@ class InfraSettings:
     indexer_memory_mib: int = setting("indexerMemoryMiB", default=2048)
     indexer_architecture: str = setting("indexerArchitecture", default="x86_64")
     """CPU architecture of the indexer image; the image is built by Docker on the deploying machine."""
+    indexer_image_uri: str | None = setting("indexerImageUri", default=None)
+    """A prebuilt indexer image in ECR (``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``, built from
+    ``indexer/Dockerfile`` for ``indexerArchitecture``) instead of building one at deploy: no Docker needed then."""
 
     # --- recommender (Lambda)
     model_version: str | None = setting("modelVersion", default=None)
@@ -198,6 +204,9 @@ class InfraSettings:
         check(self.indexer_cpu in (256, 512, 1024, 2048, 4096), "indexer_cpu", "a Fargate CPU size")
         check(512 <= self.indexer_memory_mib <= 30720, "indexer_memory_mib", "between 512 and 30720")
         check(self.indexer_architecture in LAMBDA_ARCHITECTURES, "indexer_architecture", "arm64 or x86_64")
+        check(self.indexer_image_uri is None or bool(ECR_IMAGE_RE.match(self.indexer_image_uri)), "indexer_image_uri",
+              "an ECR image, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> (the task pulls it through "
+              "the VPC's ECR endpoints)")
         check(self.model_version is None or bool(_MODEL_VERSION_RE.match(self.model_version)), "model_version",
               "letters, digits, '.', '_' or '-' (the folder name under bundles/)")
         check(self.lambda_architecture in LAMBDA_ARCHITECTURES, "lambda_architecture", "arm64 or x86_64")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
@@ -15,7 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import REPO_ROOT, InfraSettings
+from infra.config import ECR_IMAGE_RE, REPO_ROOT, InfraSettings
 from infra.constructs.bundle_bucket import BUNDLES_PREFIX, DELTAS_PREFIX, BundleBucket
 from infra.constructs.clients import ClientIdentity
 from infra.constructs.common import log_group
@@ -88,12 +89,7 @@ class IndexerTask(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.image = ecs.ContainerImage.from_asset(
-            str(build_context),
-            file=DOCKERFILE,
-            exclude=DOCKER_CONTEXT_EXCLUDES,
-            platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
-        )
+        self.image = self._image(settings, build_context, arm)
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
@@ -207,6 +203,29 @@ class IndexerTask(Construct):
                 ),
             )
         )
+
+    def _image(self, settings: InfraSettings, build_context: Path, arm: bool) -> ecs.ContainerImage:
+        """Built from ``indexer/Dockerfile`` at deploy (needs Docker), or the ECR image ``indexerImageUri``."""
+        uri = settings.indexer_image_uri
+        if uri is None:
+            return ecs.ContainerImage.from_asset(
+                str(build_context),
+                file=DOCKERFILE,
+                exclude=DOCKER_CONTEXT_EXCLUDES,
+                platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
+            )
+        found = ECR_IMAGE_RE.match(uri)
+        assert found is not None  # InfraSettings.validate checked the form
+        repository = ecr.Repository.from_repository_attributes(
+            self,
+            "ImageRepository",
+            repository_name=found["repository"],
+            repository_arn=Stack.of(self).format_arn(
+                service="ecr", region=found["region"], account=found["account"],
+                resource="repository", resource_name=found["repository"],
+            ),
+        )
+        return ecs.ContainerImage.from_ecr_repository(repository, tag=found["tag"])
 
     def metric_failed_runs(self, *, period: Duration) -> cloudwatch.Metric:
         """Indexer tasks that failed (times the failure rule matched)."""

@@ -15,7 +15,7 @@ from tests.infra.conftest import CDK_JSON
 def test_cdk_json_documents_every_setting_with_its_default() -> None:
     context = json.loads(CDK_JSON.read_text())["context"]
     ours = {k: v for k, v in context.items() if not k.startswith("@")}
-    optional = {"modelVersion", "lambdaAssetDir", "alarmEmail"}  # no default value to write down
+    optional = {"modelVersion", "lambdaAssetDir", "alarmEmail", "indexerImageUri"}  # no default value to write down
     assert set(ours) | optional == {context_key(f.name) for f in fields(InfraSettings)}
     defaults = InfraSettings()
     for f in fields(InfraSettings):
@@ -51,6 +51,15 @@ def test_command_line_strings_are_parsed_like_json_values() -> None:
         ({"tracing": "maybe"}, "'tracing': 'maybe' is not a boolean (true/false)"),
         ({"prefix": "Recs"}, "'prefix'"),
         ({"lambdaTimeoutSeconds": 60}, "API Gateway's integration timeout"),
+        # the service refuses these at deploy time; synth refuses them first
+        ({"opensearchVolumeGiB": 101}, "'opensearchVolumeGiB': between 10 and 100 GiB for t3.small.search"),
+        ({"opensearchInstanceType": "r6g.large.search", "opensearchVolumeGiB": 2049}, "between 10 and 2048 GiB"),
+        ({"opensearchInstanceType": "i3.large.search"}, "'opensearchInstanceType': not in infra/opensearch_limits.py"),
+        ({"opensearchVolumeGiB": 9}, "'opensearchVolumeGiB'"),
+        ({"apiGatewayAccountRole": "maybe"}, "'apiGatewayAccountRole': one of create, existing"),
+        ({"opensearchServiceLinkedRole": "auto"}, "'opensearchServiceLinkedRole': one of create, existing"),
+        ({"apiWafRateLimit": 5}, "'apiWafRateLimit'"),
+        ({"indexerImageUri": "docker.io/library/python:3.12"}, "'indexerImageUri': an ECR image"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_context_key(context: dict[str, object], message: str) -> None:
@@ -78,3 +87,8 @@ def test_derived_names_follow_the_prefix() -> None:
     assert InfraSettings().opensearch_replicas == 0
     assert InfraSettings().lambda_pip_arch == "aarch64"
     assert InfraSettings(lambda_architecture="x86_64").lambda_pip_arch == "x86_64"
+
+
+def test_a_larger_instance_type_takes_a_larger_volume() -> None:
+    assert InfraSettings(opensearch_instance_type="r6g.large.search", opensearch_volume_gib=2048).opensearch_volume_gib
+    assert InfraSettings(opensearch_volume_gib=100).opensearch_volume_gib == 100
