@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "training.cli",  # recs train, recs evaluate
     "indexer.cli",  # recs index ...
     "recs.local.cli",  # recs serve
-    "infra.cli",  # recs package lambda
+    "infra.cli",  # recs package lambda, recs deploy, recs deploy preflight
     "scaling.cli",  # recs scaling plan
     "recs.quickstart",  # recs up
 )
