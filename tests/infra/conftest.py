@@ -37,6 +37,11 @@ VARIANT = {
     "prefix": "recsalt",
     "predictiveScaling": False,
     "modelVersion": TEST_MODEL_VERSION,
+    "apiWaf": True,
+    "apiGatewayAccountRole": "existing",
+    "opensearchServiceLinkedRole": "existing",
+    "opensearchInstanceType": "m6g.large.search",
+    "opensearchVolumeGiB": 100,
 }
 """Every switch flipped away from its default: the second app the tests synthesize (the default app has
 no ``modelVersion``: its function follows the live index's model from the bundle root)."""

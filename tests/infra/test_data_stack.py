@@ -59,11 +59,17 @@ def test_the_opensearch_access_policy_names_only_the_two_client_roles(data: dict
     assert principals == roles and len(roles) == 2
     for statement in statements:
         assert statement["Effect"] == "Allow"
-        assert all(a.startswith("es:ESHttp") and "*" not in a for a in statement["Action"])
-    by_role = {data["Resources"][s["Principal"]["AWS"]["Fn::GetAtt"][0]]["Properties"]["Description"]: s
-               for s in statements}
-    assert set(by_role["recommender function"]["Action"]) == {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"}
-    assert "es:ESHttpDelete" in by_role["indexer task"]["Action"]
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all(a.startswith("es:ESHttp") and "*" not in a for a in actions)
+    by_role: dict[str, set[str]] = {}
+    for s in statements:
+        description = data["Resources"][s["Principal"]["AWS"]["Fn::GetAtt"][0]]["Properties"]["Description"]
+        by_role.setdefault(description, set()).update(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    assert by_role["recommender function"] == {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"}
+    assert "es:ESHttpDelete" in by_role["indexer task"]
+    posts = [s for s in statements if s["Action"] == "es:ESHttpPost"]
+    assert [r["Fn::Join"][1][-1].removeprefix(":domain/recs-vectors/") for r in posts[0]["Resource"]] == [
+        "movies/_search", "movies/_mget", "movies/_count"]
 
 
 def test_the_lambda_runs_with_the_recommender_role_and_group_in_private_subnets(

@@ -25,8 +25,10 @@ ALLOWED_MANAGED_POLICIES = {
     # CDK's own custom resource that strips the rules of the VPC's default security group at deploy
     # (feature flag @aws-cdk/aws-ec2:restrictDefaultSecurityGroup).
     "CustomVpcRestrictDefaultSGCustomResourceProviderRole": "service-role/AWSLambdaBasicExecutionRole",
-    # The account-wide API Gateway logging role, only with apiExecutionLogs=true.
+    # The account-wide API Gateway logging role (apiGatewayAccountRole=create): the stage's access logs need it.
     "ApiCloudWatchRole": "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+    # CDK's AwsCustomResource provider (the alias' initial provisioned concurrency, once at creation).
+    "AWS679f53fac002430cb0da5b7982bd2287": "service-role/AWSLambdaBasicExecutionRole",
 }
 
 

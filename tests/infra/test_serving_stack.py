@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(defaul
     alias_id, alias = only(serving, "AWS::Lambda::Alias")
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionName"] == {"Ref": function_id}
-    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 1}
+    # no static value on the alias (a code deploy would re-apply it): the scalable target owns it
+    assert "ProvisionedConcurrencyConfig" not in alias["Properties"]
 
     target_id, target = only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
     props = target["Properties"]
@@ -80,6 +82,12 @@ def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(defaul
     assert props["ResourceId"] == {"Fn::Join": ["", ["function:", {"Ref": function_id}, ":live"]]}
     assert (props["MinCapacity"], props["MaxCapacity"]) == (1, 10)
     assert alias_id in target.get("DependsOn", [])
+    initial_id, initial = only(serving, "Custom::AWS")
+    assert initial_id in target["DependsOn"]
+    parts = initial["Properties"]["Create"]["Fn::Join"][1]
+    create = json.loads("".join(p if isinstance(p, str) else "fn" for p in parts))
+    assert (create["action"], create["parameters"]["Qualifier"]) == ("putProvisionedConcurrencyConfig", "live")
+    assert create["parameters"]["ProvisionedConcurrentExecutions"] == 1
 
     default_app.template("serving").has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
         "PolicyType": "TargetTrackingScaling",
@@ -111,7 +119,8 @@ def test_the_forecaster_schedules_the_alias_capacity_hourly(serving: dict[str, A
 def test_predictive_scaling_can_be_left_out(variant_app: Synthesis) -> None:
     serving = variant_app.template_json("serving")
     handlers = {f["Properties"]["Handler"] for f in resources(serving, "AWS::Lambda::Function").values()}
-    assert handlers == {"recommender.handler.lambda_handler"}
+    # the recommender, and CDK's provider of the custom resource setting the initial provisioned concurrency
+    assert handlers == {"recommender.handler.lambda_handler", "index.handler"}
     only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
 
 
@@ -160,7 +169,10 @@ def test_the_api_validates_bodies_throttles_and_logs_access(default_app: Synthes
     default_app.template("serving").has_resource_properties("AWS::ApiGateway::GatewayResponse", {
         "ResponseType": "BAD_REQUEST_BODY", "StatusCode": "422",
     })
-    assert not resources(serving, "AWS::ApiGateway::Account"), "no account-wide role by default"
+    account_id, _ = only(serving, "AWS::ApiGateway::Account")  # access logs need the account-wide role
+    stage_id = next(iter(resources(serving, "AWS::ApiGateway::Stage")))
+    assert account_id in serving["Resources"][stage_id]["DependsOn"]
+    assert serving["Resources"][account_id]["DeletionPolicy"] == "Retain"
 
 
 def test_cors_preflights_need_no_credentials_and_gateway_errors_allow_any_origin(serving: dict[str, Any]) -> None:
@@ -202,7 +214,9 @@ def test_alarms_cover_errors_latency_throttles_and_the_indexer(default_app: Synt
     data = default_app.template_json("data")
     alarms = resources(serving, "AWS::CloudWatch::Alarm")
     described = " | ".join(a["Properties"]["AlarmDescription"] for a in alarms.values())
-    for topic in ("5xx", "p99 latency", "throttled", "red", "indexer task stopped", "could not start the indexer"):
+    for topic in ("5xx", "p99 latency", "throttled", "red", "yellow", "free", "blocking writes", "k-NN",
+                  "Redis node", "recommender function failed", "forecaster failed", "indexer task stopped",
+                  "could not start the indexer"):
         assert topic in described
     topic_id, _ = only(data, "AWS::SNS::Topic")
     for alarm in alarms.values():
@@ -231,7 +245,7 @@ def test_the_indexer_image_context_holds_what_the_dockerfile_copies_and_little_e
     contexts = [p for p in default_app.outdir.glob("asset.*") if (p / "indexer" / "Dockerfile").is_file()]
     assert len(contexts) == 1
     context = contexts[0]
-    assert {p.name for p in context.iterdir()} <= {"indexer", "recommender", "pyproject.toml", ".dockerignore"}
+    assert {p.name for p in context.iterdir()} <= {"indexer", "core", ".dockerignore"}
     assert not list(context.rglob("__pycache__"))
     copies = [line.split()[1:] for line in (context / "indexer" / "Dockerfile").read_text().splitlines()
               if line.startswith(("COPY ", "ADD "))]
