@@ -27,9 +27,8 @@ CONTAINER_NAME = "indexer"
 DOCKERFILE = "indexer/Dockerfile"
 DOCKER_CONTEXT_EXCLUDES = [
     "*",
+    "!core",
     "!indexer",
-    "!recommender",
-    "!pyproject.toml",
     "**/__pycache__",
     "**/*.pyc",
 ]

@@ -164,6 +164,7 @@ class RecommenderFunction(Construct):
             ),
             install_latest_aws_sdk=False,
             timeout=Duration.minutes(2),
+            log_group=log_group(self, "InitialProvisionedConcurrencyLogs", settings),
         )
         self.initial_provisioned_concurrency.node.add_dependency(self.alias)
         _acknowledge_custom_resource_provider(stack)
