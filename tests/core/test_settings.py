@@ -48,14 +48,14 @@ def test_values_are_parsed_by_type_from_strings_or_json_values() -> None:
     assert (j.count, j.ratio, j.on) == (7, 1.0, False)
     assert parse_value(int | None, "", "X") is None
     for kind, raw in ((int, "7.5"), (int, 7.5), (int, True), (float, "abc"), (bool, "maybe")):
-        with pytest.raises(SettingsError, match="^X: "):
+        with pytest.raises(SettingsError, match=r"^X: "):
             parse_value(kind, raw, "X")
 
 
 def test_overrides_win_none_means_not_given_and_unknown_ones_are_refused() -> None:
     s = load(Sample, {"RECS_T_COUNT": "7"}, count=2, name=None, depth=5)
     assert (s.count, s.name, s.inner.depth) == (2, "x", 5)
-    with pytest.raises(SettingsError, match="unknown setting.*colour"):
+    with pytest.raises(SettingsError, match=r"unknown setting.*colour"):
         load(Sample, {}, colour="red")
     assert override(s, count=4, depth=8, name=None) == Sample(name="x", count=4, inner=Inner(8))
     with pytest.raises(SettingsError, match="colour"):
@@ -63,9 +63,9 @@ def test_overrides_win_none_means_not_given_and_unknown_ones_are_refused() -> No
 
 
 def test_errors_name_the_variable_at_load_and_in_checks() -> None:
-    with pytest.raises(SettingsError, match="^RECS_T_COUNT: 'many' is not an integer$"):
+    with pytest.raises(SettingsError, match=r"^RECS_T_COUNT: 'many' is not an integer$"):
         load(Sample, {"RECS_T_COUNT": "many"})
-    with pytest.raises(SettingsError, match="^RECS_T_COUNT: must not be negative$"):
+    with pytest.raises(SettingsError, match=r"^RECS_T_COUNT: must not be negative$"):
         load(Sample, {"RECS_T_COUNT": "-1"})
     assert label(Sample, "internal") == "internal"
 
@@ -101,7 +101,7 @@ def test_the_recommender_and_the_indexer_agree_on_shared_variables() -> None:
 
 def test_the_cdk_app_uses_the_same_mechanism_with_context_keys() -> None:
     assert ("lambdaMemoryMiB",) in variables(InfraSettings)
-    with pytest.raises(SettingsError, match="^context 'lambdaMemoryMiB': 'lots' is not an integer$"):
+    with pytest.raises(SettingsError, match=r"^context 'lambdaMemoryMiB': 'lots' is not an integer$"):
         InfraSettings.from_mapping({"lambdaMemoryMiB": "lots"})
 
 
