@@ -30,8 +30,8 @@ from core.errors import BundleError, ConnectionSetupError, EmbeddedStoreError, L
 from core.locations import is_s3
 from recommender.errors import CompositionError, IndexUnavailableError, ModelMismatchError
 from recommender.live_model import LiveModel, ServingModel
-from recommender.ports import Cache, VectorIndex
-from recommender.service import NoTelemetry, RecommendationService
+from recommender.ports import Cache, NoTelemetry, VectorIndex
+from recommender.service import RecommendationService
 from recommender.settings import ServiceSettings
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,16 @@
-"""The ports of the service: what it needs from a vector index and from a cache.
+"""The ports of the service: what it needs from a vector index and from a cache, and where it reports.
 
-Each has an embedded default (``recommender.adapters.numpy_index``,
+The index and the cache each have an embedded default (``recommender.adapters.numpy_index``,
 ``recommender.adapters.memory_cache``) and a server adapter (OpenSearch, Redis);
-both sides pass the same contract test suite (``tests/recommender/contracts``).
+both sides pass the same contract test suite (``tests/recommender/contracts``). The telemetry is
+``NoTelemetry`` locally and ``recommender.observability.EmfTelemetry`` in Lambda.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -159,3 +162,29 @@ class Cache(Protocol):
     def status(self) -> BackendStatus:
         """Whether the cache answers; never raises."""
         ...
+
+
+class Telemetry(Protocol):
+    """Where the service reports timings and counts (CloudWatch EMF in Lambda, nothing locally)."""
+
+    def timing(self, name: str, milliseconds: float) -> None: ...
+
+    def count(self, name: str, value: int = 1) -> None: ...
+
+
+class NoTelemetry:
+    def timing(self, name: str, milliseconds: float) -> None:
+        pass
+
+    def count(self, name: str, value: int = 1) -> None:
+        pass
+
+
+@contextmanager
+def timed(telemetry: Telemetry, name: str) -> Iterator[None]:
+    """Report how long the block takes as the timing ``name`` (milliseconds), raising or not."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        telemetry.timing(name, (time.perf_counter() - start) * 1000.0)

@@ -1,7 +1,8 @@
 """The recommendation service: history -> user tower -> k-NN with filters -> cache -> ranked movies.
 
-It knows nothing about HTTP or Lambda (``recommender.handler`` maps requests and errors) and
-nothing about OpenSearch or Redis (it talks to the ports in ``recommender.ports``).
+It knows nothing about HTTP or Lambda (``recommender.routes`` map requests, ``recommender.responses``
+errors) and nothing about OpenSearch or Redis (it talks to the ports in ``recommender.ports``). Its
+queries and answers are in ``recommender.answers``, their cache in ``recommender.answer_cache``.
 
 Rules it implements (documented in the README's "The API"):
 
@@ -23,156 +24,28 @@ Rules it implements (documented in the README's "The API"):
 - Cache unreachable -> served uncached (logged, counted), never an error.
 - Cache keys: ``recs:cache:<model_version>:<catalog generation>:<sha256 of the request>``, with the
   model the request was resolved to (and a cached answer of another model is ignored).
+- ``explain``: the rule of ``recommender.explain``, on vectors of the index's model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-from core.errors import BundleError
 from core.features import Movie
 from core.title_search import title_terms
 from core.towers import UserTower
-from recommender.errors import CacheUnavailableError, IndexUnavailableError, ModelMismatchError, MovieNotFoundError
+from recommender.answer_cache import AnswerCache
+from recommender.answers import Health, HistoryItem, MovieSearch, RecommendationQuery, Recommendations, SimilarMovies
+from recommender.errors import IndexUnavailableError, ModelMismatchError, MovieNotFoundError
+from recommender.explain import EXPLAIN_PER_ITEM, because
+from recommender.fallback import PopularityFallback
 from recommender.live_model import LiveModel, ServingModel
-from recommender.ports import NO_FILTERS, BackendStatus, Cache, Filters, Hit, VectorIndex
+from recommender.ports import NO_FILTERS, BackendStatus, Cache, Hit, NoTelemetry, Telemetry, VectorIndex, timed
 
 log = logging.getLogger(__name__)
-
-CACHE_KEY_PREFIX = "recs:cache:"
-CACHE_FORMAT = 1
-LIKED_MIN_RATING = 3.0
-"""``explain`` names history movies rated at least this (or unrated) as the ones "you liked"."""
-EXPLAIN_PER_ITEM = 3
-
-
-class Telemetry(Protocol):
-    """Where the service reports timings and counts (CloudWatch EMF in Lambda, nothing locally)."""
-
-    def timing(self, name: str, milliseconds: float) -> None: ...
-
-    def count(self, name: str, value: int = 1) -> None: ...
-
-
-class NoTelemetry:
-    def timing(self, name: str, milliseconds: float) -> None:
-        pass
-
-    def count(self, name: str, value: int = 1) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class HistoryItem:
-    movie_id: int
-    rating: float | None = None
-    timestamp: int | None = None
-
-
-@dataclass(frozen=True)
-class RecommendationQuery:
-    history: Sequence[HistoryItem] = ()
-    k: int = 10
-    exclude_seen: bool = True
-    filters: Filters = NO_FILTERS
-
-    def ordered_history(self) -> list[HistoryItem]:
-        items = list(self.history)
-        if items and all(h.timestamp is not None for h in items):
-            items.sort(key=lambda h: h.timestamp)  # type: ignore[arg-type, return-value]
-        return items
-
-    def fingerprint(self) -> str:
-        canonical = {
-            "f": CACHE_FORMAT,
-            "h": [[h.movie_id, h.rating] for h in self.ordered_history()],
-            "k": self.k,
-            "x": self.exclude_seen,
-            "filters": self.filters.canonical(),
-        }
-        raw = json.dumps(canonical, separators=(",", ":"), sort_keys=True)
-        return hashlib.sha256(raw.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    model_version: str
-    items: list[Hit]
-    strategy: str
-    """``personalized`` (user tower + k-NN) or ``popular`` (no usable history)."""
-    ignored_movie_ids: list[int] = field(default_factory=list)
-    history_used: int = 0
-    cached: bool = False
-    fallback: str | None = None
-    """``popular`` when the index could not answer and the popularity fallback did."""
-
-    def to_cache(self) -> bytes:
-        payload = {
-            "model_version": self.model_version,
-            "strategy": self.strategy,
-            "ignored_movie_ids": self.ignored_movie_ids,
-            "history_used": self.history_used,
-            "items": [[h.movie.to_dict(), h.score] for h in self.items],
-        }
-        return json.dumps(payload, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_cache(cls, raw: bytes) -> Recommendations:
-        payload = json.loads(raw)
-        return cls(
-            model_version=payload["model_version"],
-            strategy=payload["strategy"],
-            ignored_movie_ids=[int(i) for i in payload["ignored_movie_ids"]],
-            history_used=int(payload["history_used"]),
-            items=[Hit(Movie.from_dict(m), float(s)) for m, s in payload["items"]],
-            cached=True,
-        )
-
-
-@dataclass(frozen=True)
-class SimilarMovies:
-    model_version: str
-    movie: Movie
-    items: list[Hit]
-    cached: bool = False
-
-
-@dataclass(frozen=True)
-class MovieSearch:
-    model_version: str
-    items: list[Movie]
-    cached: bool = False
-    fallback: str | None = None
-    """``bundle`` when the index could not answer and the serving bundle's catalog was searched."""
-
-
-@dataclass(frozen=True)
-class Health:
-    model_version: str | None
-    """The model of the serving user tower (``None`` with a bundle root before one is loaded)."""
-    index: BackendStatus
-    cache: BackendStatus
-    fallback: str
-    history_length: int | None = None
-
-    @property
-    def status(self) -> str:
-        """``ok``; ``degraded`` (cache down, or index down / of another model with a fallback); ``unavailable``."""
-        if self.index.ok and self.cache.ok:
-            return "ok"
-        if self.index.ok or self.fallback != "none":
-            return "degraded"
-        return "unavailable"
 
 
 class RecommendationService:
@@ -206,10 +79,10 @@ class RecommendationService:
         self.index = index
         self.cache = cache
         self.cache_ttl_seconds = cache_ttl_seconds
-        self._popular_fallback = (fallback is not None) if popular_fallback is None else popular_fallback
-        self._fallbacks: dict[str, VectorIndex] = {}
-        self._fallback_lock = threading.Lock()
         self.telemetry: Telemetry = telemetry or NoTelemetry()
+        self.answers = AnswerCache(cache, index, cache_ttl_seconds, self.telemetry)
+        enabled = (fallback is not None) if popular_fallback is None else popular_fallback
+        self.fallback = PopularityFallback(enabled, index, models, self.telemetry)
 
     @property
     def model_version(self) -> str | None:
@@ -222,120 +95,10 @@ class RecommendationService:
         model = self.models.current()
         return None if model is None else model.tower
 
-    # -- helpers ------------------------------------------------------------------
-    @contextmanager
-    def _timed(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.telemetry.timing(name, (time.perf_counter() - start) * 1000.0)
-
-    def _generation(self) -> int | None:
-        """The catalog generation for cache keys; ``None`` when the cache cannot be used now."""
-        try:
-            shared = self.cache.generation()
-        except CacheUnavailableError as exc:
-            self._cache_failed(exc)
-            return None
-        if shared is not None:
-            return shared
-        try:
-            return self.index.generation()
-        except IndexUnavailableError:
-            return 0
-
-    def _cache_failed(self, exc: Exception) -> None:
-        log.warning("cache unavailable, serving uncached: %s", exc)
-        self.telemetry.count("CacheErrors")
-
-    def _cache_get(self, key: str) -> bytes | None:
-        try:
-            return self.cache.get(key)
-        except CacheUnavailableError as exc:
-            self._cache_failed(exc)
-            return None
-
-    def _cache_set(self, key: str, value: bytes) -> None:
-        try:
-            self.cache.set(key, value, self.cache_ttl_seconds)
-        except CacheUnavailableError as exc:
-            self._cache_failed(exc)
-
     def cache_key(self, generation: int, fingerprint: str, model_version: str | None = None) -> str:
         """``recs:cache:<model>:<generation>:<fingerprint>``; the model defaults to the serving one."""
         model = model_version if model_version is not None else self.model_version
-        return f"{CACHE_KEY_PREFIX}{model}:{generation}:{fingerprint}"
-
-    def _fallback_index(self, model: ServingModel | None) -> VectorIndex | None:
-        if not self._popular_fallback or model is None or model.fallback is None:
-            return None
-        with self._fallback_lock:
-            index = self._fallbacks.get(model.version)
-            if index is None:
-                try:
-                    index = model.fallback()
-                except (BundleError, OSError, ValueError) as exc:  # e.g. the catalog fails its check
-                    log.error("the popularity fallback cannot be built (tried again next time): %s", exc)
-                    return None
-                self._fallbacks[model.version] = index
-            return index
-
-    def _fallback_answer(
-        self, query: RecommendationQuery, exc: IndexUnavailableError, model: ServingModel | None
-    ) -> Recommendations:
-        """The bundle's popular movies under the query's filters, flagged; re-raises without a fallback."""
-        fallback = self._fallback_index(model)
-        if fallback is None or model is None:
-            raise exc
-        log.warning("vector index unavailable, serving the popularity fallback: %s", exc)
-        self.telemetry.count("Fallbacks")
-        seen = {h.movie_id for h in query.history} if query.exclude_seen else set()
-        return Recommendations(
-            model_version=model.version,
-            items=fallback.popular(query.k, query.filters, seen),
-            strategy="popular",
-            ignored_movie_ids=[],
-            history_used=0,
-            fallback="popular",
-        )
-
-    def _mismatch_answer(self, query: RecommendationQuery, exc: ModelMismatchError) -> Recommendations:
-        """No tower of the index's model: popular movies of the live catalog (no vectors involved),
-        flagged, or ``ModelMismatchError`` (503) without the popularity fallback. Never cached."""
-        log.error("not serving the user tower against another model's vectors: %s", exc)
-        self.telemetry.count("ModelMismatches")
-        if not self._popular_fallback:
-            raise exc
-        seen = {h.movie_id for h in query.history} if query.exclude_seen else set()
-        try:
-            items = self.index.popular(query.k, query.filters, seen)
-        except IndexUnavailableError as down:
-            return self._fallback_answer(query, down, self.models.current())
-        return Recommendations(
-            model_version=exc.index or exc.serving or "unknown",
-            items=items,
-            strategy="popular",
-            ignored_movie_ids=[],
-            history_used=0,
-            fallback="popular",
-        )
-
-    def _cached(self, key: str, model_version: str) -> Recommendations | None:
-        with self._timed("CacheLookupTime"):
-            raw = self._cache_get(key)
-        if raw is not None:
-            try:
-                result = Recommendations.from_cache(raw)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
-            else:
-                if result.model_version == model_version:
-                    self.telemetry.count("CacheHits")
-                    return result
-                log.warning("ignoring cache entry %s of model %s", key, result.model_version)
-        self.telemetry.count("CacheMisses")
-        return None
+        return AnswerCache.key(model, generation, fingerprint)
 
     # -- the API's operations ----------------------------------------------------------
     def recommend(self, query: RecommendationQuery) -> Recommendations:
@@ -343,26 +106,26 @@ class RecommendationService:
             try:
                 model = self.models.resolve()
             except IndexUnavailableError as exc:
-                return self._fallback_answer(query, exc, self.models.current())
+                return self.fallback.index_down(query, exc, self.models.current())
             except ModelMismatchError as exc:
-                return self._mismatch_answer(query, exc)
-            generation = self._generation()
+                return self.fallback.model_mismatch(query, exc)
+            generation = self.answers.generation()
             key = None if generation is None else self.cache_key(generation, query.fingerprint(), model.version)
             if key is not None:
-                cached = self._cached(key, model.version)
+                cached = self.answers.recommendations(key, model.version)
                 if cached is not None:
                     return cached
             try:
                 result = self._compute(query, model)
             except IndexUnavailableError as exc:
-                return self._fallback_answer(query, exc, model)
+                return self.fallback.index_down(query, exc, model)
             except ModelMismatchError as exc:
                 if attempt == 0:  # the alias moved between resolving the model and searching
                     log.warning("the index changed model during a request (%s); resolving it again", exc)
                     continue
-                return self._mismatch_answer(query, exc)
+                return self.fallback.model_mismatch(query, exc)
             if key is not None:
-                self._cache_set(key, result.to_cache())
+                self.answers.put(key, result.to_cache())
             return result
         raise AssertionError("unreachable")
 
@@ -378,13 +141,13 @@ class RecommendationService:
         tail = usable[-tower.history_length :] if usable else []
         seen = {h.movie_id for h in usable} if query.exclude_seen else set()
         if not tail:
-            with self._timed("KnnTime"):
+            with timed(self.telemetry, "KnnTime"):
                 items = self.index.popular(query.k, query.filters, seen)
             strategy = "popular"
         else:
-            with self._timed("TowerTime"):
+            with timed(self.telemetry, "TowerTime"):
                 vector = tower.encode([(h.movie_id, h.rating) for h in tail])
-            with self._timed("KnnTime"):
+            with timed(self.telemetry, "KnnTime"):
                 items = self.index.search(vector, query.k, query.filters, seen, model_version=model.version)
             strategy = "personalized"
         return Recommendations(
@@ -412,23 +175,12 @@ class RecommendationService:
         for attempt in range(2):
             live = self.index.model_version()
             version = live or self.model_version or "unknown"
-            generation = self._generation()
+            generation = self.answers.generation()
             key = None if generation is None else self.cache_key(generation, f"similar:{movie_id}:{k}", version)
             if key is not None:
-                raw = self._cache_get(key)
-                if raw is not None:
-                    try:
-                        payload = json.loads(raw)
-                        self.telemetry.count("CacheHits")
-                        return SimilarMovies(
-                            version,
-                            Movie.from_dict(payload["movie"]),
-                            [Hit(Movie.from_dict(m), float(s)) for m, s in payload["items"]],
-                            cached=True,
-                        )
-                    except (ValueError, KeyError, TypeError) as exc:
-                        log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
-                self.telemetry.count("CacheMisses")
+                cached_similar = self.answers.similar(key, version)
+                if cached_similar is not None:
+                    return cached_similar
             movie = self.movie(movie_id)
             try:
                 vector = self.index.vector(movie_id, model_version=live)
@@ -436,7 +188,7 @@ class RecommendationService:
                     raise MovieNotFoundError(movie_id)
                 query = np.array(vector, dtype=np.float32)
                 query[-1] = 0.0
-                with self._timed("KnnTime"):
+                with timed(self.telemetry, "KnnTime"):
                     items = self.index.search(query, k, NO_FILTERS, {movie_id}, model_version=live)
             except ModelMismatchError:
                 if attempt == 0:
@@ -444,8 +196,7 @@ class RecommendationService:
                 raise
             result = SimilarMovies(version, movie, items)
             if key is not None:
-                payload = {"movie": movie.to_dict(), "items": [[h.movie.to_dict(), h.score] for h in items]}
-                self._cache_set(key, json.dumps(payload, separators=(",", ":")).encode())
+                self.answers.put(key, result.to_cache())
             return result
         raise AssertionError("unreachable")
 
@@ -457,63 +208,40 @@ class RecommendationService:
         terms = title_terms(text)
         if not terms:
             return MovieSearch(version, [])
-        digest = hashlib.sha256(json.dumps([limit, terms], separators=(",", ":")).encode()).hexdigest()
-        generation = self._generation()
-        key = None if generation is None else self.cache_key(generation, f"search:{digest}", version)
+        generation = self.answers.generation()
+        fingerprint = MovieSearch.fingerprint(terms, limit)
+        key = None if generation is None else self.cache_key(generation, f"search:{fingerprint}", version)
         if key is not None:
-            raw = self._cache_get(key)
-            if raw is not None:
-                try:
-                    items = [Movie.from_dict(m) for m in json.loads(raw)]
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("ignoring an unreadable cache entry %s: %s", key, exc)
-                else:
-                    self.telemetry.count("CacheHits")
-                    return MovieSearch(version, items, cached=True)
-            self.telemetry.count("CacheMisses")
+            cached_search = self.answers.search(key, version)
+            if cached_search is not None:
+                return cached_search
         try:
-            with self._timed("TitleSearchTime"):
+            with timed(self.telemetry, "TitleSearchTime"):
                 items = self.index.search_titles(text, limit)
         except IndexUnavailableError as exc:
-            fallback = self._fallback_index(self.models.current())
+            fallback = self.fallback.index_of(self.models.current())
             if fallback is None:
                 raise
             log.warning("vector index unavailable, searching the bundle's catalog: %s", exc)
             self.telemetry.count("Fallbacks")
             return MovieSearch(version, fallback.search_titles(text, limit), fallback="bundle")
+        result = MovieSearch(version, items)
         if key is not None:
-            self._cache_set(key, json.dumps([m.to_dict() for m in items], separators=(",", ":")).encode())
-        return MovieSearch(version, items)
+            self.answers.put(key, result.to_cache())
+        return result
 
     def explain(
         self, history: Sequence[HistoryItem], items: Sequence[Hit], per_item: int = EXPLAIN_PER_ITEM
     ) -> dict[int, list[tuple[int, float]]]:
-        """Why each item: the liked history movies most similar to it, most similar first.
+        """Why each item: the liked history movies most similar to it, most similar first (the rule of
+        ``recommender.explain``), on vectors the index gives in one ``VectorIndex.vectors`` call.
+        Raises ``IndexUnavailableError``."""
 
-        Liked: rated ``LIKED_MIN_RATING`` or more, or unrated. Similarity: the cosine of the two item
-        vectors without their popularity column (as ``similar``), kept when above 0, at most
-        ``per_item``; an item is never its own reason. The vectors of the history and the items come
-        from the index in one call (``VectorIndex.vectors``), so both are of the same model. Raises
-        ``IndexUnavailableError``.
-        """
-        out: dict[int, list[tuple[int, float]]] = {h.movie.movie_id: [] for h in items}
-        liked = list(dict.fromkeys(
-            h.movie_id for h in history if h.rating is None or h.rating >= LIKED_MIN_RATING
-        ))
-        if not liked or not out:
-            return out
-        with self._timed("ExplainTime"):
-            vectors = self.index.vectors({*liked, *out})
-        liked = [i for i in liked if i in vectors]
-        targets = [i for i in out if i in vectors]
-        if not liked or not targets:
-            return out
-        similarity = _unit_rows([vectors[i][:-1] for i in targets]) @ _unit_rows([vectors[i][:-1] for i in liked]).T
-        for row, target in enumerate(targets):
-            order = np.argsort(-similarity[row], kind="stable")
-            reasons = [(liked[j], float(similarity[row, j])) for j in order.tolist() if liked[j] != target]
-            out[target] = [(i, s) for i, s in reasons if s > 0.0][:per_item]
-        return out
+        def vectors_of(movie_ids: Collection[int]) -> dict[int, np.ndarray]:
+            with timed(self.telemetry, "ExplainTime"):
+                return self.index.vectors(movie_ids)
+
+        return because(history, items, vectors_of, per_item)
 
     def health(self) -> Health:
         """Backends and model; a user tower of another model than the index's makes the index not ok."""
@@ -530,25 +258,7 @@ class RecommendationService:
             model.version if model else None,
             index,
             self.cache.status(),
-            "popular" if self._popular_fallback else "none",
+            "popular" if self.fallback.enabled else "none",
             model.tower.history_length if model else None,
         )
 
-
-def _unit_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
-    matrix = np.asarray(np.stack(rows), dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.asarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
-    return [
-        {
-            "movie_id": h.movie.movie_id,
-            "title": h.movie.title,
-            "year": h.movie.year,
-            "genres": list(h.movie.genres),
-            "score": round(h.score, 6),
-        }
-        for h in hits
-    ]

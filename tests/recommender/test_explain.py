@@ -16,8 +16,10 @@ from recommender import composition
 from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.opensearch_index import OpenSearchIndex
+from recommender.answers import HistoryItem
+from recommender.explain import EXPLAIN_PER_ITEM, LIKED_MIN_RATING
 from recommender.handler import lambda_handler
-from recommender.service import EXPLAIN_PER_ITEM, LIKED_MIN_RATING, HistoryItem, RecommendationService
+from recommender.service import RecommendationService
 from tests.recommender.conftest import load_event
 from tests.support.opensearch_fixtures import create_movie_index
 

@@ -19,8 +19,8 @@ import pytest
 
 from core.bundle import Bundle
 from recommender import composition
+from recommender.answers import HistoryItem, RecommendationQuery
 from recommender.handler import ThreadSafeRestResolver
-from recommender.service import HistoryItem, RecommendationQuery
 from recs.local.server import LocalServer, build_server, http_to_event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,10 +33,12 @@ from recommender import composition
 from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.opensearch_index import OpenSearchIndex
+from recommender.answers import HistoryItem, RecommendationQuery
 from recommender.errors import ModelMismatchError
-from recommender.handler import lambda_handler, openapi_document
+from recommender.handler import lambda_handler
 from recommender.ports import VectorIndex
-from recommender.service import HistoryItem, RecommendationQuery, RecommendationService
+from recommender.routes.operations import openapi_document
+from recommender.service import RecommendationService
 from recommender.settings import ServiceSettings
 from recs.local.synthetic import write_synthetic_bundle
 from tests.recommender.conftest import load_event

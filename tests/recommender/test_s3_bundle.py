@@ -119,7 +119,7 @@ def test_the_lambda_with_opensearch_downloads_only_the_user_tower(s3: Any, tmp_p
     # THEN only the manifest and the user tower were fetched at start-up
     assert sorted(p.name for p in container.bundle.path.iterdir()) == [MANIFEST, USER_TOWER]
     # and the popularity fallback fetches the catalog when it is first needed
-    from recommender.service import RecommendationQuery
+    from recommender.answers import RecommendationQuery
 
     result = container.service.recommend(RecommendationQuery(k=3))
     assert result.fallback == "popular" and len(result.items) == 3

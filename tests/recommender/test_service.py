@@ -15,7 +15,8 @@ from core.features import Movie
 from recommender.adapters.memory_cache import MemoryCache
 from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.redis_cache import GENERATION_KEY, RedisCache
-from recommender.service import HistoryItem, RecommendationQuery, RecommendationService
+from recommender.answers import HistoryItem, RecommendationQuery
+from recommender.service import RecommendationService
 
 QUERY = RecommendationQuery(history=[HistoryItem(12, 4.0), HistoryItem(40, 5.0)], k=5)
 
@@ -137,7 +138,7 @@ def test_k_bounds(bundle: Bundle, k: int) -> None:
 
 
 def test_the_bundle_path_reads_catalog_rows_lazily_and_answers_the_same(bundle: Bundle) -> None:
-    from recommender.adapters.numpy_index import RawCatalog
+    from recommender.adapters.numpy_snapshot import RawCatalog
     from recommender.ports import Filters
 
     lazy = NumpyIndex.from_bundle(bundle)
@@ -153,7 +154,7 @@ def test_the_bundle_path_reads_catalog_rows_lazily_and_answers_the_same(bundle: 
 
 def test_a_malformed_catalog_row_is_a_bundle_error() -> None:
     from core.errors import BundleError
-    from recommender.adapters.numpy_index import RawCatalog
+    from recommender.adapters.numpy_snapshot import RawCatalog
 
     with pytest.raises(BundleError, match=r"catalog\.json"):
         RawCatalog([{"title": "no id"}], "catalog.json").columns()
