@@ -264,6 +264,8 @@ def forbidden_packages(target: Path) -> list[str]:
     """Top-level names in the asset that must never be there (TensorFlow, pandas, scipy ...)."""
     names = set()
     for path in target.iterdir():
+        if path.name == REPORT:
+            continue
         if path.name.endswith((".dist-info", ".data")):
             names.add(_normalise(path.name.split("-")[0]))
         else:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.errors import PackagingError
 from infra.packaging import (
     BUDGET_BYTES,
     FORBIDDEN,
@@ -39,7 +40,10 @@ def test_the_asset_fits_the_budget_and_holds_no_training_stack(asset: Path) -> N
     assert report["unzipped_bytes"] == tree_size(asset) - (asset / "recs-lambda-asset.json").stat().st_size
     assert report["unzipped_bytes"] < BUDGET_BYTES
     assert 0 < report["zipped_bytes"] < report["unzipped_bytes"]
-    names = {p.name.lower() for p in asset.iterdir()}
+    names = {p.name.lower() for p in asset.iterdir() if p.name != "recs-lambda-asset.json"}
+    # the project's code in the asset is the kernel and the Lambda app: no local server, page or CLI
+    assert {"core", "recommender"} <= names and not names & {"recs", "training", "indexer", "infra", "scaling"}
+    assert not list(asset.rglob("web")) and not list(asset.rglob("synthetic.py")) and not list(asset.rglob("server.py"))
     for forbidden in (*FORBIDDEN, "boto3", "botocore", "grpc", "google"):
         assert not any(n == forbidden or n.startswith(forbidden + "-") for n in names), forbidden
     assert forbidden_packages(asset) == []
@@ -67,7 +71,7 @@ def test_the_asset_serves_under_python_312_alone(asset: Path, bundle_dir: Path, 
         response = lambda_handler(event, None)
         # the server adapters import and build their clients (no connection is made)
         from core.aws import opensearch_client
-from recommender.adapters.opensearch_index import OpenSearchIndex
+        from recommender.adapters.opensearch_index import OpenSearchIndex
         from recommender.adapters.redis_cache import RedisCache
         OpenSearchIndex(opensearch_client("http://127.0.0.1:9"), "movies")
         RedisCache("redis://127.0.0.1:9/0")
@@ -96,7 +100,7 @@ def test_platform_tags_cover_older_manylinux() -> None:
     tags = platform_tags("aarch64")
     assert tags[0] == "manylinux_2_28_aarch64"
     assert "manylinux_2_17_aarch64" in tags and "manylinux2014_aarch64" in tags
-    with pytest.raises(RuntimeError, match="architecture"):
+    with pytest.raises(PackagingError, match="architecture"):
         platform_tags("armv7")
 
 
