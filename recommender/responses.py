@@ -29,7 +29,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from recommender.errors import CompositionError, IndexUnavailableError, ModelMismatchError, MovieNotFoundError
@@ -99,6 +102,15 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         headers: dict[str, str] | None = None,
     ) -> Response[Any]:
         return error_response(status, code, message, errors, headers, request_id=request_id(app))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def on_unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+        # a JSON flavour the middleware lets through (``application/x+json``) that Powertools cannot parse
+        content_type = str(app.current_event.headers.get("content-type") or "")
+        return answer(
+            415, "unsupported_media_type", f"The body must be application/json, not {content_type}.",
+            [{"field": "Content-Type", "location": "header", "reason": f"{content_type} is not supported"}],
+        )
 
     @app.exception_handler(RequestValidationError)
     def on_validation_error(exc: RequestValidationError) -> Response[Any]:

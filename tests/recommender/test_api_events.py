@@ -189,6 +189,15 @@ def test_a_missing_body_is_a_422_and_a_non_json_body_a_415(invoke: Invoke) -> No
     assert response["json"]["errors"][0]["field"] == "Content-Type"
 
 
+@pytest.mark.parametrize("body", ['{"history": [], "k": 3}', "[1, 2]"])
+def test_a_json_flavour_the_resolver_cannot_parse_is_a_415_not_a_500(invoke: Invoke, body: str) -> None:
+    event = load_event("post_recommendations", body=body)
+    event["headers"]["Content-Type"] = "application/vnd.api+json"
+    response = invoke(event)
+    assert (response["statusCode"], response["json"]["error"]) == (415, "unsupported_media_type")
+    assert response["json"]["errors"][0]["field"] == "Content-Type"
+
+
 def test_one_movie(invoke: Invoke, bundle: Bundle) -> None:
     # GIVEN movie 12 of the catalog WHEN it is asked for THEN its catalog entry comes back
     response = invoke(load_event("get_movie"))
