@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from recommender.routes.operations import openapi_document
+from recommender.handler import openapi_document
 from recs.local.server import LocalServer
 
 EXAMPLES = 200

@@ -35,9 +35,8 @@ from recommender.adapters.numpy_index import NumpyIndex
 from recommender.adapters.opensearch_index import OpenSearchIndex
 from recommender.answers import HistoryItem, RecommendationQuery
 from recommender.errors import ModelMismatchError
-from recommender.handler import lambda_handler
+from recommender.handler import lambda_handler, openapi_document
 from recommender.ports import VectorIndex
-from recommender.routes.operations import openapi_document
 from recommender.service import RecommendationService
 from recommender.settings import ServiceSettings
 from recs.local.synthetic import write_synthetic_bundle

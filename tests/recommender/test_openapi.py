@@ -11,8 +11,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from recommender.handler import app
-from recommender.routes.operations import openapi_document
+from recommender.handler import app, openapi_document
 from recommender.settings import MAX_HISTORY_ITEMS, MAX_K
 from tests.recommender.conftest import load_event
 
