@@ -75,12 +75,12 @@ app = ThreadSafeRestResolver(enable_validation=True, cors=CORS, json_body_deseri
 app.include_router(recommendations.router)
 app.include_router(movies.router)
 app.include_router(operations.router)
+register_error_handlers(app)
 
 
 def openapi_document() -> str:
     """The OpenAPI 3 document of this API (generated on the first call, then cached)."""
     return operations.openapi_document()
-register_error_handlers(app)
 
 
 @reject_unfit_requests
