@@ -7,7 +7,7 @@ key is absent. ``InfraSettings.from_context(app.node)`` reads them; an explicit 
 
 The defaults are the cheapest set-up that still runs the whole design: one OpenSearch
 ``t3.small.search`` node, one ``cache.t4g.micro`` Redis node, no NAT gateway (VPC endpoints in one
-AZ instead), an arm64 Lambda with one provisioned instance. README "Deploy to AWS" prices them.
+AZ instead), an arm64 Lambda on demand (``coldStart=none``). docs/deploy.md prices them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ ACCOUNT_ROLE_MODES = ("create", "existing")
 """How an account-wide role the deployment needs is had: the stack creates (and retains) it, or it exists already
 (``recs deploy preflight`` checks that it does)."""
 LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
+COLD_START_STRATEGIES = ("none", "provisioned", "snapstart")
+"""How the recommender meets cold starts (``coldStart``): on-demand environments only; provisioned concurrency on the
+``live`` alias with target tracking and the forecaster; SnapStart on published versions behind ``live``."""
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ECR_IMAGE_RE = re.compile(
@@ -95,12 +98,19 @@ class InfraSettings:
     lambda_timeout_seconds: int = setting("lambdaTimeoutSeconds", default=10)
     lambda_asset_dir: str | None = setting("lambdaAssetDir", default=None)
     """A prebuilt Lambda asset directory; default: ``build/lambda-<arch>``, (re)built at synth when stale."""
+    cold_start: str = setting("coldStart", default="none")
+    """``none`` (the default): on-demand environments only, a cold start pays the init (about a quarter of a second
+    here). ``provisioned``: provisioned concurrency on the ``live`` alias, owned by its scalable target (target
+    tracking, and the forecaster with ``predictiveScaling``). ``snapstart``: SnapStart on published versions behind
+    ``live``; a cold start restores a snapshot taken after the init. ``python -m bench.scaling`` prices the three on
+    the same traffic (docs/deploy.md, "Cold starts", says when each wins)."""
     provisioned_concurrency_min: int = setting("provisionedConcurrencyMin", default=1)
     provisioned_concurrency_max: int = setting("provisionedConcurrencyMax", default=10)
     provisioned_concurrency_target: float = setting("provisionedConcurrencyTarget", default=0.7)
     """Target tracking on ``LambdaProvisionedConcurrencyUtilization``."""
     predictive_scaling: bool = setting("predictiveScaling", default=True)
-    """Deploy the hourly forecaster (``scaling/``) that schedules the alias' minimum capacity ahead of traffic."""
+    """With ``coldStart=provisioned``: deploy the hourly forecaster (``scaling/``) that schedules the alias' minimum
+    capacity ahead of traffic. The other strategies have no capacity to schedule, so no forecaster."""
     predictive_scaling_dry_run: bool = setting("predictiveScalingDryRun", default=False)
     """The forecaster plans and logs but writes no scheduled action (a trial period)."""
 
@@ -213,6 +223,7 @@ class InfraSettings:
         check(128 <= self.lambda_memory_mib <= 10240, "lambda_memory_mib", "between 128 and 10240")
         check(1 <= self.lambda_timeout_seconds <= 29, "lambda_timeout_seconds",
               "between 1 and 29 (API Gateway's integration timeout)")
+        check(self.cold_start in COLD_START_STRATEGIES, "cold_start", f"one of {', '.join(COLD_START_STRATEGIES)}")
         check(self.provisioned_concurrency_min >= 1, "provisioned_concurrency_min", "at least 1")
         check(self.provisioned_concurrency_min <= self.provisioned_concurrency_max, "provisioned_concurrency_max",
               "must not be below provisionedConcurrencyMin")
@@ -250,6 +261,21 @@ class InfraSettings:
     @property
     def domain_name(self) -> str:
         return f"{self.prefix}-vectors"
+
+    @property
+    def provisioned(self) -> bool:
+        """``coldStart=provisioned``: the alias has provisioned concurrency, a scalable target and its alarms."""
+        return self.cold_start == "provisioned"
+
+    @property
+    def snapstart(self) -> bool:
+        """``coldStart=snapstart``: SnapStart on the published versions the ``live`` alias points at."""
+        return self.cold_start == "snapstart"
+
+    @property
+    def forecaster(self) -> bool:
+        """Whether the predictive-scaling forecaster is deployed (``provisioned`` with ``predictiveScaling``)."""
+        return self.provisioned and self.predictive_scaling
 
     @property
     def lambda_pip_arch(self) -> str:

@@ -8,8 +8,11 @@ Every call is a read (Get*/Describe*/List*); nothing is created. The checks and 
 ``cdk-bootstrap``               the ``CDKToolkit`` stack is complete and its version (the SSM parameter
                                 ``/cdk-bootstrap/hnb659fds/version``, which the CDK CLI reads too) is at least
                                 what the synthesized app requires (``requiresBootstrapStackVersion``).
-``lambda-concurrency``          the account's concurrency quota and unreserved concurrency leave 100 unreserved
-                                after ``provisionedConcurrencyMax`` is allocated to the alias.
+``lambda-concurrency``          ``coldStart=provisioned``: the account's concurrency quota and unreserved concurrency
+                                leave 100 unreserved after ``provisionedConcurrencyMax`` is allocated to the alias.
+                                ``none``/``snapstart``: nothing is allocated, so it only reports the quota; with
+                                ``snapstart`` it fails while the alias still holds provisioned concurrency (the
+                                two cannot be combined).
 ``opensearch-service-linked-role`` the role exists (``existing``) or can be created (``create``: absent, or already
                                 a resource of the data stack).
 ``apigateway-account-role``     the region's API Gateway account settings name a CloudWatch Logs role, unless
@@ -86,8 +89,11 @@ def describe_checks(settings: InfraSettings) -> list[str]:
         "credentials: STS GetCallerIdentity, and a configured region",
         f"cdk-bootstrap: CloudFormation DescribeStacks {BOOTSTRAP_STACK}, SSM GetParameter "
         f"{BOOTSTRAP_VERSION_PARAMETER} >= {MIN_BOOTSTRAP_VERSION}",
-        f"lambda-concurrency: Lambda GetAccountSettings; unreserved - {settings.provisioned_concurrency_max} "
-        f"(provisionedConcurrencyMax) >= {LAMBDA_UNRESERVED_MINIMUM}",
+        (f"lambda-concurrency: Lambda GetAccountSettings; unreserved - {settings.provisioned_concurrency_max} "
+         f"(provisionedConcurrencyMax) >= {LAMBDA_UNRESERVED_MINIMUM}" if settings.provisioned else
+         f"lambda-concurrency: Lambda GetAccountSettings (coldStart={settings.cold_start}: no provisioned "
+         "concurrency to allocate)"
+         + ("; GetProvisionedConcurrencyConfig on the alias is empty" if settings.snapstart else "")),
         f"opensearch-service-linked-role: IAM GetRole {SERVICE_LINKED_ROLE_NAME} "
         f"(opensearchServiceLinkedRole={settings.opensearch_service_linked_role})",
         f"apigateway-account-role: API Gateway GetAccount (apiGatewayAccountRole={settings.api_gateway_account_role})",
@@ -181,7 +187,6 @@ class Preflight:
         return CheckResult("cdk-bootstrap", True, f"{BOOTSTRAP_STACK} {status}, version {version} (needs {required})")
 
     def lambda_concurrency(self) -> CheckResult:
-        wanted = self.settings.provisioned_concurrency_max
         lam = self.client("lambda")
         limits = lam.get_account_settings()["AccountLimit"]
         quota, unreserved = int(limits["ConcurrentExecutions"]), int(limits["UnreservedConcurrentExecutions"])
@@ -193,6 +198,9 @@ class Preflight:
         except Exception as exc:
             if _error_code(exc) not in ("ProvisionedConcurrencyConfigNotFoundException", "ResourceNotFoundException"):
                 raise
+        if not self.settings.provisioned:
+            return self._on_demand_concurrency(quota, unreserved, ours)
+        wanted = self.settings.provisioned_concurrency_max
         available = unreserved + ours - LAMBDA_UNRESERVED_MINIMUM
         detail = (f"quota {quota}, unreserved {unreserved}"
                   + (f" (+{ours} already on {self.settings.function_name}:{ALIAS_NAME})" if ours else "")
@@ -205,6 +213,28 @@ class Preflight:
             f"{quota - available + wanted} in Service Quotas (new accounts start as low as 10), or lower "
             f"-c provisionedConcurrencyMax" + (f" to {available}" if available >= 1 else ""),
         )
+
+    def _on_demand_concurrency(self, quota: int, unreserved: int, ours: int) -> CheckResult:
+        """``coldStart=none|snapstart``: nothing to allocate, so no capacity is demanded. A provisioned
+        configuration left on the alias by an earlier ``provisioned`` deploy is removed by this deploy
+        (``none``: the custom resource that owned it deletes it), but blocks SnapStart: Lambda does not
+        combine the two, and CloudFormation moves the alias to the new SnapStart version before it deletes
+        what the old strategy created."""
+        name, alias = "lambda-concurrency", f"{self.settings.function_name}:{ALIAS_NAME}"
+        detail = (f"quota {quota}, unreserved {unreserved}; coldStart={self.settings.cold_start} allocates no "
+                  "provisioned concurrency")
+        if ours and self.settings.snapstart:
+            return CheckResult(
+                name, False, f"{detail}, but {alias} still holds {ours} provisioned environments (from "
+                "coldStart=provisioned), and SnapStart cannot be combined with provisioned concurrency",
+                "deploy once with -c coldStart=none (it removes them), then with -c coldStart=snapstart; or "
+                f"aws lambda delete-provisioned-concurrency-config --function-name {self.settings.function_name} "
+                f"--qualifier {ALIAS_NAME}",
+            )
+        if ours:
+            detail += (f"; {alias} holds {ours} now: this deploy releases them if coldStart=provisioned created "
+                       "them (otherwise delete them by hand, they are billed)")
+        return CheckResult(name, True, detail)
 
     def opensearch_service_linked_role(self) -> CheckResult:
         name = "opensearch-service-linked-role"

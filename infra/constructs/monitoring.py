@@ -78,7 +78,9 @@ class AlertTopic(Construct):
 
 class Monitoring(Construct):
     """Alarms on what users feel, on the stateful parts and on the jobs, plus one dashboard. Every alarm notifies
-    the alarm topic. ``ALARMED_METRICS`` lists what is watched (a template rule checks each is there).
+    the alarm topic (tests/infra/test_template_rules.py's ``required_alarms`` lists what is watched). The
+    provisioned-concurrency metrics (spillover, utilization) are graphed only with ``provisioned_concurrency``; the
+    forecaster's errors are alarmed only when there is one.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class Monitoring(Construct):
         indexer: IndexerTask,
         topic: sns.ITopic,
         forecaster: lambda_.IFunction | None = None,
+        provisioned_concurrency: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         action = cloudwatch_actions.SnsAction(topic)
@@ -204,7 +207,9 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Concurrency (live alias)", left=[concurrency, spillover],
-                                   right=[pc_utilization], width=12),
+                                   right=[pc_utilization], width=12)
+            if provisioned_concurrency
+            else cloudwatch.GraphWidget(title="Concurrency (live alias)", left=[concurrency], width=12),
             cloudwatch.GraphWidget(title="Lambda duration p99 (ms) and throttles", left=[duration_p99],
                                    right=[throttles], width=12),
         )

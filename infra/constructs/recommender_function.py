@@ -1,11 +1,21 @@
-"""The recommendation Lambda: a ``live`` alias with provisioned concurrency and its scalable target."""
+"""The recommendation Lambda and its ``live`` alias, with the cold-start strategy of ``coldStart``.
+
+- ``none``: on-demand environments only; the alias points at the current published version.
+- ``provisioned``: provisioned concurrency on the alias, owned by its Application Auto Scaling target
+  (``_provisioned_concurrency``).
+- ``snapstart``: SnapStart on published versions (the alias' version is snapshotted after its init, and
+  restored on scale-up; ``recommender.snapstart`` holds the runtime hooks). SnapStart cannot be combined with
+  provisioned concurrency, EFS or ephemeral storage above 512 MB (Lambda Developer Guide, "Improving startup
+  performance with Lambda SnapStart", https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html): this
+  function has neither EFS nor more than the default 512 MB of ``/tmp``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Annotations, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -29,11 +39,10 @@ class RecommenderFunction(Construct):
     """Python 3.12 Lambda from the asset directory (built without Docker), in the VPC's private
     subnets with the recommender's security group and role (both owned by the data stack).
 
-    ``alias`` (``live``) is what API Gateway invokes; its provisioned concurrency is owned by the scalable target
-    (``_provisioned_concurrency``).
-    ``scalable_target`` is the Application Auto Scaling target on the alias' provisioned
-    concurrency: target tracking on utilization is set here; scheduled actions (predictive
-    scaling) are added on the same target (``function:<name>:live``).
+    ``alias`` (``live``) is what API Gateway invokes, always a published version (``current_version``).
+    With ``coldStart=provisioned``, ``scalable_target`` is the Application Auto Scaling target on the alias'
+    provisioned concurrency: target tracking on utilization is set here; scheduled actions (predictive
+    scaling) are added on the same target (``function:<name>:live``). With the other strategies it is ``None``.
     """
 
     def __init__(
@@ -101,7 +110,14 @@ class RecommenderFunction(Construct):
             environment={**RUNTIME_ENVIRONMENT, **environment},
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             log_group=self.log_group,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snapstart else None,
         )
+        if settings.snapstart:
+            # CDK warns that SnapStart applies to published versions only: the alias below is one.
+            Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "the live alias (what API Gateway invokes) points at current_version, a published version",
+            )
         self.function.node.add_dependency(runtime_policy)  # ENI permissions must exist before the function
         if settings.tracing:
             # Active tracing makes CDK add xray:PutTraceSegments/PutTelemetryRecords on '*' to the role's
@@ -121,10 +137,13 @@ class RecommenderFunction(Construct):
         # No ProvisionedConcurrencyConfig on the alias (see _provisioned_concurrency): every code deploy moves the
         # alias to a new version, and CloudFormation would re-apply a static value over the current plan.
         self.alias = lambda_.Alias(self, "Live", alias_name=ALIAS_NAME, version=self.function.current_version)
-        self._provisioned_concurrency(settings, stack)
+        self.initial_provisioned_concurrency: cr.AwsCustomResource | None = None
+        self.scalable_target: appscaling.ScalableTarget | None = None
+        if settings.provisioned:
+            self._provisioned_concurrency(settings, stack)
 
     def _provisioned_concurrency(self, settings: InfraSettings, stack: Stack) -> None:
-        """All of the alias' provisioned concurrency, in one place (a later cold-start strategy switches it off here).
+        """All of the alias' provisioned concurrency, in one place (only with ``coldStart=provisioned``).
 
         The Application Auto Scaling scalable target owns the value: its MinCapacity/MaxCapacity, the forecaster's
         scheduled actions (MinCapacity per hour) and target tracking on utilization. The alias carries no static
@@ -140,7 +159,10 @@ class RecommenderFunction(Construct):
         https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html). Its properties (function, alias,
         minimum) do not change between code deploys, so CloudFormation does not call it again; it runs again only when
         ``provisionedConcurrencyMin`` itself changes (then the new floor applies at once, and the next scheduled
-        action restores the plan above it). Deleting it changes nothing: the alias goes with the stack.
+        action restores the plan above it). Deleting it deletes the alias' provisioned-concurrency configuration
+        (DeleteProvisionedConcurrencyConfig; none there is fine): a deploy that leaves ``provisioned`` for another
+        strategy removes the capacity the stack no longer owns, instead of leaving it billed. CloudFormation deletes
+        it after the scalable target that depends on it, and before the alias.
         The allocation needs unreserved account concurrency (``recs deploy preflight`` checks the quota).
         """
         target = f"{self.function.function_arn}:{ALIAS_NAME}"
@@ -154,13 +176,23 @@ class RecommenderFunction(Construct):
             },
             physical_resource_id=cr.PhysicalResourceId.of(f"{settings.function_name}:{ALIAS_NAME}:initial"),
         )
+        release = cr.AwsSdkCall(
+            service="Lambda",
+            action="deleteProvisionedConcurrencyConfig",
+            parameters={"FunctionName": self.function.function_name, "Qualifier": ALIAS_NAME},
+            ignore_error_codes_matching="ProvisionedConcurrencyConfigNotFoundException|ResourceNotFoundException",
+        )
         self.initial_provisioned_concurrency = cr.AwsCustomResource(
             self,
             "InitialProvisionedConcurrency",
             on_create=initial,
             on_update=initial,
+            on_delete=release,
             policy=cr.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["lambda:PutProvisionedConcurrencyConfig"], resources=[target])]
+                [iam.PolicyStatement(
+                    actions=["lambda:PutProvisionedConcurrencyConfig", "lambda:DeleteProvisionedConcurrencyConfig"],
+                    resources=[target],
+                )]
             ),
             install_latest_aws_sdk=False,
             timeout=Duration.minutes(2),
@@ -212,8 +244,8 @@ def _acknowledge_custom_resource_provider(stack: Stack) -> None:
     acknowledge(
         provider,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "CDK's AwsCustomResource provider (runs once at creation) writes its own logs with the AWS managed basic "
-        "execution policy; its API permission is the one PutProvisionedConcurrencyConfig on the alias.",
+        "CDK's AwsCustomResource provider (runs at creation, and at deletion) writes its own logs with the AWS managed "
+        "basic execution policy; its API permissions are Put/DeleteProvisionedConcurrencyConfig on the alias.",
     )
     acknowledge(
         provider,

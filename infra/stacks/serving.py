@@ -1,5 +1,5 @@
-"""The serving tier: the recommendation Lambda (live alias, provisioned concurrency, scaling),
-the REST API and the monitoring."""
+"""The serving tier: the recommendation Lambda (live alias and its cold-start strategy: on demand, provisioned
+concurrency with its scaling, or SnapStart), the REST API and the monitoring."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.predictive_scaling import PredictiveScaling
 from infra.constructs.recommender_function import RecommenderFunction
 from infra.stacks.data import DataStack
+
+_COLD_START_WORDS = {
+    "provisioned": "with provisioned concurrency",
+    "snapstart": "with SnapStart",
+    "none": "on demand",
+}
 
 
 class ServingStack(Stack):
@@ -34,7 +40,8 @@ class ServingStack(Stack):
         super().__init__(
             scope,
             construct_id,
-            description="Movie recommender: serving tier (Lambda with provisioned concurrency, REST API, alarms)",
+            description=f"Movie recommender: serving tier (Lambda {_COLD_START_WORDS[settings.cold_start]}, REST API, "
+            "alarms)",
             **kwargs,
         )
         if settings.model_version is not None:
@@ -53,17 +60,18 @@ class ServingStack(Stack):
             asset_dir=lambda_asset_dir,
         )
         self.api = RecommendationsApi(self, "Api", settings=settings, handler=self.recommender.alias)
-        # Predictive scaling: an hourly forecaster writes one scheduled MinCapacity action per hour on
-        # the alias' scalable target; target tracking (above) handles what the forecast misses.
+        # Predictive scaling (coldStart=provisioned): an hourly forecaster writes one scheduled MinCapacity action
+        # per hour on the alias' scalable target; target tracking handles what the forecast misses.
         self.predictive_scaling: PredictiveScaling | None = None
-        if settings.predictive_scaling:
+        scalable_target = self.recommender.scalable_target
+        if settings.forecaster and scalable_target is not None:
             self.predictive_scaling = PredictiveScaling(
                 self,
                 "PredictiveScaling",
                 function_name=self.recommender.function.function_name,
                 alias_name=self.recommender.alias.alias_name,
                 scalable_target_resource_id=self.recommender.scalable_resource_id,
-                scalable_target=self.recommender.scalable_target,
+                scalable_target=scalable_target,
                 min_capacity=settings.provisioned_concurrency_min,
                 max_capacity=settings.provisioned_concurrency_max,
                 log_retention=retention(settings.log_retention_days),
@@ -82,6 +90,7 @@ class ServingStack(Stack):
             indexer=data.indexer,
             topic=data.alerts.topic,
             forecaster=self.predictive_scaling.function if self.predictive_scaling else None,
+            provisioned_concurrency=settings.provisioned,
         )
 
         CfnOutput(self, "ApiUrl", value=self.api.url)
@@ -89,7 +98,8 @@ class ServingStack(Stack):
             CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id,
                       description="aws apigateway get-api-key --include-value --api-key <id>")
         CfnOutput(self, "FunctionName", value=self.recommender.function.function_name)
-        CfnOutput(self, "ScalableTargetResourceId", value=self.recommender.scalable_resource_id)
+        if scalable_target is not None:
+            CfnOutput(self, "ScalableTargetResourceId", value=self.recommender.scalable_resource_id)
         if settings.model_version is not None:
             CfnOutput(self, "ModelVersion", value=settings.model_version,
                       description="The pinned model (context modelVersion); without it the live index's model")

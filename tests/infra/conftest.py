@@ -35,6 +35,7 @@ VARIANT = {
     "apiQuotaPerDay": 50000,
     "alarmEmail": "ops@example.com",
     "prefix": "recsalt",
+    "coldStart": "provisioned",
     "predictiveScaling": False,
     "modelVersion": TEST_MODEL_VERSION,
     "apiWaf": True,
@@ -44,7 +45,12 @@ VARIANT = {
     "opensearchVolumeGiB": 100,
 }
 """Every switch flipped away from its default: the second app the tests synthesize (the default app has
-no ``modelVersion``: its function follows the live index's model from the bundle root)."""
+no ``modelVersion``: its function follows the live index's model from the bundle root). Its cold-start strategy is
+``provisioned`` without the forecaster; ``provisioned_app`` is the defaults with ``provisioned`` (and the forecaster),
+``snapstart_app`` the defaults with ``snapstart``; the default app is ``none``."""
+
+PROVISIONED = {"coldStart": "provisioned"}
+SNAPSTART = {"coldStart": "snapstart"}
 
 
 def cdk_context(**overrides: Any) -> dict[str, Any]:
@@ -104,6 +110,23 @@ def default_app(tmp_path_factory: pytest.TempPathFactory, lambda_asset: Path) ->
 @pytest.fixture(scope="session")
 def variant_app(tmp_path_factory: pytest.TempPathFactory, lambda_asset: Path) -> Synthesis:
     return synthesize(tmp_path_factory.mktemp("cdk-variant"), lambda_asset, **VARIANT)
+
+
+@pytest.fixture(scope="session")
+def provisioned_app(tmp_path_factory: pytest.TempPathFactory, lambda_asset: Path) -> Synthesis:
+    """The defaults with ``coldStart=provisioned``: provisioned concurrency, target tracking and the forecaster."""
+    return synthesize(tmp_path_factory.mktemp("cdk-provisioned"), lambda_asset, **PROVISIONED)
+
+
+@pytest.fixture(scope="session")
+def snapstart_app(tmp_path_factory: pytest.TempPathFactory, lambda_asset: Path) -> Synthesis:
+    """The defaults with ``coldStart=snapstart``."""
+    return synthesize(tmp_path_factory.mktemp("cdk-snapstart"), lambda_asset, **SNAPSTART)
+
+
+ALL_APPS = ["default_app", "variant_app", "provisioned_app", "snapstart_app"]
+"""Every synthesized app: each cold-start strategy at least once (none, provisioned with and without the
+forecaster, snapstart)."""
 
 
 @pytest.fixture(scope="session")

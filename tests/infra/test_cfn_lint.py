@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from tests.infra.conftest import Synthesis
+from tests.infra.conftest import ALL_APPS, Synthesis
 
 REGIONS = ["us-east-1", "eu-west-1"]
 """cfn-lint checks resource types and values per region: the default region and one more."""
@@ -45,7 +45,7 @@ def _suppressed(rule: str, logical_id: str) -> bool:
 
 
 @pytest.mark.parametrize("stack", ["data", "serving"])
-@pytest.mark.parametrize("app", ["default_app", "variant_app"])
+@pytest.mark.parametrize("app", ALL_APPS)
 def test_cfn_lint_finds_no_error_and_no_unexplained_warning(app: str, stack: str, request) -> None:
     synthesis: Synthesis = request.getfixturevalue(app)
     template = synthesis.outdir / f"{synthesis._name(stack)}.template.json"

@@ -60,6 +60,7 @@ def test_command_line_strings_are_parsed_like_json_values() -> None:
         ({"opensearchServiceLinkedRole": "auto"}, "'opensearchServiceLinkedRole': one of create, existing"),
         ({"apiWafRateLimit": 5}, "'apiWafRateLimit'"),
         ({"indexerImageUri": "docker.io/library/python:3.12"}, "'indexerImageUri': an ECR image"),
+        ({"coldStart": "warm"}, "'coldStart': one of none, provisioned, snapstart"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_context_key(context: dict[str, object], message: str) -> None:
@@ -92,3 +93,14 @@ def test_derived_names_follow_the_prefix() -> None:
 def test_a_larger_instance_type_takes_a_larger_volume() -> None:
     assert InfraSettings(opensearch_instance_type="r6g.large.search", opensearch_volume_gib=2048).opensearch_volume_gib
     assert InfraSettings(opensearch_volume_gib=100).opensearch_volume_gib == 100
+
+
+def test_the_cold_start_strategy_decides_what_is_provisioned() -> None:
+    # none is the default (bench.scaling's conclusion, docs/deploy.md "Cold starts"); only provisioned deploys the
+    # forecaster, whatever predictiveScaling says (there is no capacity to schedule otherwise)
+    assert InfraSettings().cold_start == "none"
+    for strategy, provisioned, snapstart in (("none", False, False), ("provisioned", True, False),
+                                             ("snapstart", False, True)):
+        settings = InfraSettings.from_mapping({"coldStart": strategy, "predictiveScaling": True})
+        assert (settings.provisioned, settings.snapstart, settings.forecaster) == (provisioned, snapstart, provisioned)
+    assert not InfraSettings.from_mapping({"coldStart": "provisioned", "predictiveScaling": False}).forecaster

@@ -75,6 +75,11 @@ def test_variant_app_is_least_privilege(variant_app: Synthesis) -> None:
     _check(variant_app)
 
 
+def test_every_cold_start_strategy_is_least_privilege(provisioned_app: Synthesis, snapstart_app: Synthesis) -> None:
+    _check(provisioned_app)
+    _check(snapstart_app)
+
+
 def test_the_clients_read_only_their_bucket_prefixes(default_app: Synthesis) -> None:
     data = default_app.template_json("data")
     reads: dict[str, set[str]] = {}

@@ -1,4 +1,4 @@
-"""cdk-nag's AwsSolutions pack runs at synth; both the default app and the all-switches variant pass."""
+"""cdk-nag's AwsSolutions pack runs at synth; every app (each cold-start strategy, the all-switches variant) passes."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ def test_default_app_has_no_unacknowledged_nag_errors(default_app: Synthesis) ->
     # the one finding is the app's own warning that an API key is the only lock (apiAuth=apiKey without apiWaf)
     assert default_app.error is None, _summary(default_app)
     assert [v["ruleName"] for v in default_app.violations] == ["Annotation::recs:api-key-only"], _summary(default_app)
+
+
+@pytest.mark.parametrize("app", ["provisioned_app", "snapstart_app"])
+def test_each_cold_start_strategy_has_no_unacknowledged_nag_errors(app: str, request: pytest.FixtureRequest) -> None:
+    synthesis: Synthesis = request.getfixturevalue(app)
+    assert synthesis.error is None, _summary(synthesis)
+    assert [v["ruleName"] for v in synthesis.violations] == ["Annotation::recs:api-key-only"], _summary(synthesis)
 
 
 def test_variant_app_has_no_unacknowledged_nag_errors(variant_app: Synthesis) -> None:

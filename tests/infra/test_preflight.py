@@ -168,14 +168,14 @@ def _concurrency(session: StubSession, quota: int, unreserved: int, ours: int | 
 def test_concurrency_passes_in_an_established_account() -> None:
     session = StubSession()
     _concurrency(session, 1000, 1000)
-    assert preflight(session)[0].lambda_concurrency().ok
+    assert preflight(session, cold_start="provisioned")[0].lambda_concurrency().ok
     session.done()
 
 
 def test_concurrency_fails_in_a_new_account_with_a_quota_of_10() -> None:
     session = StubSession()
     _concurrency(session, 10, 10)
-    result = preflight(session)[0].lambda_concurrency()
+    result = preflight(session, cold_start="provisioned")[0].lambda_concurrency()
     assert not result.ok
     assert "L-B99A9384" in result.fix and "at least 110" in result.fix
 
@@ -183,14 +183,43 @@ def test_concurrency_fails_in_a_new_account_with_a_quota_of_10() -> None:
 def test_concurrency_fails_when_other_functions_reserved_the_pool() -> None:
     session = StubSession()
     _concurrency(session, 1000, 105)
-    result = preflight(session)[0].lambda_concurrency()
+    result = preflight(session, cold_start="provisioned")[0].lambda_concurrency()
     assert not result.ok and "provisionedConcurrencyMax to 5" in result.fix
 
 
 def test_concurrency_counts_what_the_alias_holds_already_on_a_redeploy() -> None:
     session = StubSession()
     _concurrency(session, 1000, 104, ours=6)  # 104 + 6 - 100 = 10 = provisionedConcurrencyMax
-    assert preflight(session)[0].lambda_concurrency().ok
+    assert preflight(session, cold_start="provisioned")[0].lambda_concurrency().ok
+
+
+@pytest.mark.parametrize("cold_start", ["none", "snapstart"])
+def test_without_provisioned_concurrency_a_new_account_with_a_quota_of_10_passes(cold_start: str) -> None:
+    # nothing is allocated: on-demand environments (and SnapStart restores) need no unreserved headroom
+    session = StubSession()
+    _concurrency(session, 10, 10)
+    result = preflight(session, cold_start=cold_start)[0].lambda_concurrency()
+    assert result.ok, result.line()
+    assert "quota 10" in result.detail
+    assert f"coldStart={cold_start} allocates no provisioned concurrency" in result.detail
+    session.done()
+
+
+def test_none_passes_and_says_a_left_over_allocation_is_released() -> None:
+    session = StubSession()
+    _concurrency(session, 1000, 994, ours=6)
+    result = preflight(session, cold_start="none")[0].lambda_concurrency()
+    assert result.ok and "recs-recommender:live holds 6 now" in result.detail
+
+
+def test_snapstart_fails_while_the_alias_still_holds_provisioned_concurrency() -> None:
+    # SnapStart cannot be combined with provisioned concurrency, and CloudFormation would move the alias to the new
+    # SnapStart version before deleting the old strategy's resources: go through coldStart=none first
+    session = StubSession()
+    _concurrency(session, 1000, 994, ours=6)
+    result = preflight(session, cold_start="snapstart")[0].lambda_concurrency()
+    assert not result.ok
+    assert "-c coldStart=none" in result.fix and "delete-provisioned-concurrency-config" in result.fix
 
 
 # --- OpenSearch's service-linked role

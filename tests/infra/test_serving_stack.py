@@ -66,8 +66,8 @@ def test_the_lambda_asset_is_the_recommender_without_tensorflow(
     assert "numpy" in top_level
 
 
-def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(default_app: Synthesis) -> None:
-    serving = default_app.template_json("serving")
+def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(provisioned_app: Synthesis) -> None:
+    serving = provisioned_app.template_json("serving")
     function_id, _ = recommender_function(serving)
     alias_id, alias = only(serving, "AWS::Lambda::Alias")
     assert alias["Properties"]["Name"] == "live"
@@ -88,8 +88,13 @@ def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(defaul
     create = json.loads("".join(p if isinstance(p, str) else "fn" for p in parts))
     assert (create["action"], create["parameters"]["Qualifier"]) == ("putProvisionedConcurrencyConfig", "live")
     assert create["parameters"]["ProvisionedConcurrentExecutions"] == 1
+    # leaving the strategy (a deploy with coldStart=none) deletes the allocation the stack no longer owns
+    parts = initial["Properties"]["Delete"]["Fn::Join"][1]
+    delete = json.loads("".join(p if isinstance(p, str) else "fn" for p in parts))
+    assert (delete["action"], delete["parameters"]["Qualifier"]) == ("deleteProvisionedConcurrencyConfig", "live")
+    assert "ProvisionedConcurrencyConfigNotFoundException" in delete["ignoreErrorCodesMatching"]
 
-    default_app.template("serving").has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+    provisioned_app.template("serving").has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
         "PolicyType": "TargetTrackingScaling",
         "ScalingTargetId": {"Ref": target_id},
         "TargetTrackingScalingPolicyConfiguration": Match.object_like({
@@ -99,7 +104,8 @@ def test_the_live_alias_has_provisioned_concurrency_and_a_scalable_target(defaul
     })
 
 
-def test_the_forecaster_schedules_the_alias_capacity_hourly(serving: dict[str, Any]) -> None:
+def test_the_forecaster_schedules_the_alias_capacity_hourly(provisioned_app: Synthesis) -> None:
+    serving = provisioned_app.template_json("serving")
     function_id, _ = recommender_function(serving)
     forecasters = [f["Properties"] for f in resources(serving, "AWS::Lambda::Function").values()
                    if f["Properties"]["Handler"] == "scaling.lambda_handler.handler"]
@@ -122,6 +128,67 @@ def test_predictive_scaling_can_be_left_out(variant_app: Synthesis) -> None:
     # the recommender, and CDK's provider of the custom resource setting the initial provisioned concurrency
     assert handlers == {"recommender.handler.lambda_handler", "index.handler"}
     only(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+
+
+def _no_provisioned_concurrency_anywhere(serving: dict[str, Any]) -> None:
+    """No scalable target, no allocation, no static value on the alias, no forecaster and no alarm or graph of it."""
+    assert not resources(serving, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not resources(serving, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert not resources(serving, "AWS::ApplicationAutoScaling::ScheduledAction")
+    assert not resources(serving, "Custom::AWS")  # the initial allocation (putProvisionedConcurrencyConfig)
+    assert "ProvisionedConcurrency" not in json.dumps(serving["Resources"])  # alias config, metrics, dashboard
+    handlers = {f["Properties"]["Handler"] for f in resources(serving, "AWS::Lambda::Function").values()}
+    assert handlers == {"recommender.handler.lambda_handler"}  # no forecaster, no custom-resource provider
+    assert not [r for r in resources(serving, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    described = " | ".join(a["Properties"]["AlarmDescription"] for a in resources(serving, "AWS::CloudWatch::Alarm")
+                           .values())
+    assert "forecaster" not in described and "recommender function failed" in described
+
+
+def _live_alias_on_a_published_version(serving: dict[str, Any]) -> dict[str, Any]:
+    """The ``live`` alias' version: a published ``AWS::Lambda::Version`` of the recommender (never $LATEST)."""
+    function_id, _ = recommender_function(serving)
+    _, alias = only(serving, "AWS::Lambda::Alias")
+    assert alias["Properties"]["Name"] == "live"
+    version_id, attribute = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"]
+    version = serving["Resources"][version_id]
+    assert (version["Type"], attribute) == ("AWS::Lambda::Version", "Version")
+    assert version["Properties"]["FunctionName"] == {"Ref": function_id}
+    return version
+
+
+def test_cold_start_none_is_the_default_and_provisions_nothing(default_app: Synthesis) -> None:
+    serving = default_app.template_json("serving")
+    assert default_app.settings.cold_start == "none"
+    _, function = recommender_function(serving)
+    assert "SnapStart" not in function["Properties"]
+    _live_alias_on_a_published_version(serving)
+    _no_provisioned_concurrency_anywhere(serving)
+    assert "on demand" in serving["Description"]
+
+
+def test_cold_start_snapstart_snapshots_the_published_version_behind_live(snapstart_app: Synthesis) -> None:
+    serving = snapstart_app.template_json("serving")
+    _, function = recommender_function(serving)
+    props = function["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # what SnapStart cannot be combined with: EFS, more than 512 MB of /tmp, provisioned concurrency
+    assert "FileSystemConfigs" not in props
+    assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= 512
+    _live_alias_on_a_published_version(serving)
+    _no_provisioned_concurrency_anywhere(serving)
+    assert props["Runtime"] == "python3.12"  # SnapStart for Python starts at 3.12
+    assert "SnapStart" in serving["Description"]
+    # CDK's reminder that SnapStart needs a published version is answered (the alias is one), not left as a finding
+    assert [v["ruleName"] for v in snapstart_app.violations] == ["Annotation::recs:api-key-only"]
+
+
+def test_the_cold_start_strategy_changes_only_the_serving_stack(
+    default_app: Synthesis, provisioned_app: Synthesis, snapstart_app: Synthesis
+) -> None:
+    data = default_app.template_json("data")
+    assert provisioned_app.template_json("data") == data
+    assert snapstart_app.template_json("data") == data
 
 
 def test_the_api_invokes_the_alias_and_requires_a_key_with_a_usage_plan(serving: dict[str, Any]) -> None:
@@ -209,9 +276,9 @@ def test_iam_auth_replaces_the_api_key_when_chosen(variant_app: Synthesis) -> No
     assert function["Properties"]["FunctionName"] == "recsalt-recommender"
 
 
-def test_alarms_cover_errors_latency_throttles_and_the_indexer(default_app: Synthesis) -> None:
-    serving = default_app.template_json("serving")
-    data = default_app.template_json("data")
+def test_alarms_cover_errors_latency_throttles_and_the_indexer(provisioned_app: Synthesis) -> None:
+    serving = provisioned_app.template_json("serving")
+    data = provisioned_app.template_json("data")
     alarms = resources(serving, "AWS::CloudWatch::Alarm")
     described = " | ".join(a["Properties"]["AlarmDescription"] for a in alarms.values())
     for topic in ("5xx", "p99 latency", "throttled", "red", "yellow", "free", "blocking writes", "k-NN",
@@ -232,9 +299,11 @@ def test_a_model_version_pin_names_one_bundle(variant_app: Synthesis) -> None:
     assert variant_app.template_json("serving")["Outputs"]["ModelVersion"]["Value"] == TEST_MODEL_VERSION
 
 
-def test_outputs_tell_the_operator_where_things_are(default_app: Synthesis) -> None:
+def test_outputs_tell_the_operator_where_things_are(default_app: Synthesis, provisioned_app: Synthesis) -> None:
     outputs = set(default_app.template_json("serving")["Outputs"])
-    assert {"ApiUrl", "ApiKeyId", "FunctionName", "ScalableTargetResourceId"} <= outputs
+    assert {"ApiUrl", "ApiKeyId", "FunctionName"} <= outputs
+    assert "ScalableTargetResourceId" not in outputs  # coldStart=none: there is no scalable target
+    assert "ScalableTargetResourceId" in provisioned_app.template_json("serving")["Outputs"]
     assert "ModelVersion" not in outputs  # no pin: the model is the live index's (/health names it)
     assert {"BundleBucketName", "OpenSearchEndpoint", "RedisEndpoint", "AlarmTopicArn"} <= set(
         default_app.template_json("data")["Outputs"]

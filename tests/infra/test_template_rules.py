@@ -1,6 +1,7 @@
-"""Template rules: one per class of deploy defect, checked on the synthesized templates of both apps (the defaults
-and the all-switches variant). Each rule is a function returning what it found wrong; each is also shown to catch
-the defect on a copy of a template with the fix taken out (so an empty answer means something).
+"""Template rules: one per class of deploy defect, checked on the synthesized templates of every app (the defaults,
+the all-switches variant, and the defaults with each other cold-start strategy). Each rule is a function returning
+what it found wrong; each is also shown to catch the defect on a copy of a template with the fix taken out (so an
+empty answer means something).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from infra.config import InfraSettings
 from infra.constructs.clients import READ_ONLY_POST_APIS
 from infra.opensearch_limits import volume_limits
 from infra.preflight import planned_checks
-from tests.infra.conftest import Synthesis, resources
+from tests.infra.conftest import ALL_APPS, Synthesis, resources
 
-APPS = ["default_app", "variant_app"]
+APPS = ALL_APPS
 Template = dict[str, Any]
 
 
@@ -215,7 +216,7 @@ def required_alarms(settings: InfraSettings) -> dict[tuple[str, str], int]:
         ("AWS/ES", "KNNCircuitBreakerTriggered"): 1,
         ("AWS/ElastiCache", "DatabaseMemoryUsagePercentage"): nodes, ("AWS/ElastiCache", "Evictions"): nodes,
         ("AWS/ElastiCache", "EngineCPUUtilization"): nodes,
-        ("AWS/Lambda", "Errors"): 1 + int(settings.predictive_scaling),  # the recommender (and the forecaster)
+        ("AWS/Lambda", "Errors"): 1 + int(settings.forecaster),  # the recommender (and the forecaster)
         ("AWS/Lambda", "Throttles"): 1,
         ("AWS/Events", "TriggeredRules"): 1,  # a failed indexer task
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"): 1,  # an indexer run that could not start
@@ -264,7 +265,44 @@ def rule_the_api_lock_is_explicit(synthesis: Synthesis) -> list[str]:
     return found
 
 
-# --- the rules on both apps
+# --- rule 10: the cold-start strategy is what the settings say, and SnapStart only where Lambda supports it
+def rule_the_cold_start_strategy_holds(serving: Template, settings: InfraSettings) -> list[str]:
+    found = []
+    functions = {k: v["Properties"] for k, v in resources(serving, "AWS::Lambda::Function").items()
+                 if v["Properties"].get("Handler") == "recommender.handler.lambda_handler"}
+    aliases = resources(serving, "AWS::Lambda::Alias")
+    targets = [k for k, v in resources(serving, "AWS::ApplicationAutoScaling::ScalableTarget").items()
+               if v["Properties"]["ServiceNamespace"] == "lambda"]
+    allocations = [k for k, v in resources(serving, "Custom::AWS").items()
+                   if "putProvisionedConcurrencyConfig" in json.dumps(v["Properties"].get("Create", ""))]
+    static = [k for k, v in aliases.items() if "ProvisionedConcurrencyConfig" in v["Properties"]]
+    provisioned = bool(targets or allocations or static)
+    if settings.provisioned and not targets:
+        found.append("coldStart=provisioned, yet no scalable target owns the alias' provisioned concurrency")
+    if not settings.provisioned and provisioned:
+        found.append(f"coldStart={settings.cold_start}, yet provisioned concurrency is configured: "
+                     f"{sorted([*targets, *allocations, *static])}")
+    for function_id, props in functions.items():
+        snap = props.get("SnapStart", {}).get("ApplyOn", "None") == "PublishedVersions"
+        if snap != settings.snapstart:
+            found.append(f"{function_id}: SnapStart {'on' if snap else 'off'} with coldStart={settings.cold_start}")
+        if snap:
+            # SnapStart is not supported with provisioned concurrency, EFS or ephemeral storage above 512 MB
+            if provisioned:
+                found.append(f"{function_id}: SnapStart together with provisioned concurrency")
+            if props.get("FileSystemConfigs"):
+                found.append(f"{function_id}: SnapStart with EFS")
+            if props.get("EphemeralStorage", {}).get("Size", 512) > 512:
+                found.append(f"{function_id}: SnapStart with more than 512 MB of ephemeral storage")
+    for alias_id, alias in aliases.items():
+        version = alias["Properties"].get("FunctionVersion")
+        target = version["Fn::GetAtt"][0] if isinstance(version, dict) and "Fn::GetAtt" in version else None
+        if target is None or serving["Resources"].get(target, {}).get("Type") != "AWS::Lambda::Version":
+            found.append(f"{alias_id}: not on a published version of the stack ({version})")
+    return found
+
+
+# --- the rules on every app
 @pytest.mark.parametrize("app", APPS)
 def test_logging_stages_have_the_account_role(app: str, request) -> None:
     synthesis: Synthesis = request.getfixturevalue(app)
@@ -312,6 +350,12 @@ def test_stateful_parts_are_alarmed(app: str, request) -> None:
 @pytest.mark.parametrize("app", APPS)
 def test_the_api_lock_is_explicit(app: str, request) -> None:
     assert rule_the_api_lock_is_explicit(request.getfixturevalue(app)) == []
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_cold_start_strategy_holds(app: str, request) -> None:
+    synthesis: Synthesis = request.getfixturevalue(app)
+    assert rule_the_cold_start_strategy_holds(synthesis.template_json("serving"), synthesis.settings) == []
 
 
 # --- each rule catches its defect
@@ -372,3 +416,30 @@ def test_rule_9_catches_a_silent_api_key(default_app: Synthesis) -> None:
     silent = copy.copy(default_app)
     silent.violations = []
     assert rule_the_api_lock_is_explicit(silent)
+
+
+def test_rule_10_catches_provisioned_concurrency_next_to_snapstart(
+    snapstart_app: Synthesis, provisioned_app: Synthesis
+) -> None:
+    serving = copy.deepcopy(snapstart_app.template_json("serving"))
+    target_id, target = next(iter(resources(provisioned_app.template_json("serving"),
+                                            "AWS::ApplicationAutoScaling::ScalableTarget").items()))
+    serving["Resources"][target_id] = target
+    found = rule_the_cold_start_strategy_holds(serving, snapstart_app.settings)
+    assert any("SnapStart together with provisioned concurrency" in f for f in found), found
+
+
+def test_rule_10_catches_snapstart_with_a_large_tmp_and_an_alias_on_latest(snapstart_app: Synthesis) -> None:
+    serving = copy.deepcopy(snapstart_app.template_json("serving"))
+    function = next(v for v in resources(serving, "AWS::Lambda::Function").values()
+                    if v["Properties"]["Handler"] == "recommender.handler.lambda_handler")
+    function["Properties"]["EphemeralStorage"] = {"Size": 1024}
+    _first(serving, "AWS::Lambda::Alias")["Properties"]["FunctionVersion"] = "$LATEST"
+    found = rule_the_cold_start_strategy_holds(serving, snapstart_app.settings)
+    assert any("512 MB" in f for f in found) and any("not on a published version" in f for f in found), found
+
+
+def test_rule_10_catches_a_forgotten_strategy(default_app: Synthesis, provisioned_app: Synthesis) -> None:
+    # the template of one strategy judged against the settings of another
+    assert rule_the_cold_start_strategy_holds(provisioned_app.template_json("serving"), default_app.settings)
+    assert rule_the_cold_start_strategy_holds(default_app.template_json("serving"), provisioned_app.settings)
