@@ -100,17 +100,10 @@ def build_index(settings: ServiceSettings, bundle: Bundle | None) -> VectorIndex
     if settings.opensearch_url:
         from recommender.adapters.opensearch_index import OpenSearchIndex
 
-        client = opensearch_client(
-            settings.opensearch_url,
-            username=settings.opensearch_username,
-            password=settings.opensearch_password,
-            service=settings.opensearch_service,
-            region=settings.aws_region,
-            timeout_seconds=settings.opensearch_timeout_seconds,
-            max_retries=settings.opensearch_max_retries,
-        )
         space_type = bundle.manifest.space_type if bundle is not None else "innerproduct"
-        return OpenSearchIndex(client, settings.opensearch_alias, space_type, settings.model_check_seconds)
+        return OpenSearchIndex(
+            _opensearch_client(settings), settings.opensearch_alias, space_type, settings.model_check_seconds
+        )
     from core.embedded_store import EmbeddedStore
     from recommender.adapters.numpy_index import NumpyIndex
 
@@ -122,15 +115,36 @@ def build_index(settings: ServiceSettings, bundle: Bundle | None) -> VectorIndex
     return NumpyIndex.from_bundle(bundle, store)
 
 
+def _opensearch_client(settings: ServiceSettings) -> Any:
+    assert settings.opensearch_url
+    return opensearch_client(
+        settings.opensearch_url,
+        username=settings.opensearch_username,
+        password=settings.opensearch_password,
+        service=settings.opensearch_service,
+        region=settings.aws_region,
+        timeout_seconds=settings.opensearch_timeout_seconds,
+        max_retries=settings.opensearch_max_retries,
+    )
+
+
+def _redis_client(settings: ServiceSettings) -> Any:
+    """A new Redis client, with the auth token read again from Secrets Manager."""
+    from recommender.adapters.redis_cache import redis_client
+
+    assert settings.redis_url
+    return redis_client(settings.redis_url, password=redis_password(settings),
+                        timeout_seconds=settings.redis_timeout_seconds)
+
+
 def build_cache(settings: ServiceSettings) -> Cache:
     if settings.redis_url:
         from recommender.adapters.redis_cache import RedisCache
 
         return RedisCache(
             settings.redis_url,
-            password=redis_password(settings),
-            timeout_seconds=settings.redis_timeout_seconds,
             retry_after_seconds=settings.redis_retry_after_seconds,
+            client=_redis_client(settings),
         )
     from recommender.adapters.memory_cache import MemoryCache
 
@@ -226,6 +240,44 @@ def configure(settings: ServiceSettings | None) -> None:
 def reset() -> None:
     """Forget the built container and any configured settings (tests)."""
     configure(None)
+
+
+def reconnect() -> None:
+    """After a SnapStart restore (``recommender.snapstart``): the built container gets new OpenSearch and Redis
+    clients, so no connection, SigV4 credential or Redis auth token captured in the snapshot is used again (the
+    token is read from Secrets Manager again); the index's model is read again on the next request, a bundle
+    that failed to load is retried at once, and an in-process cache starts empty. A failed build before the
+    snapshot is retried by the next request at once.
+
+    Never raises: when a client cannot be rebuilt (the secret unreadable, say) the container is dropped and the
+    next request builds everything again, as after a cold start (logged)."""
+    global _container, _failure
+    with _lock:
+        _failure = None
+        container = _container
+        if container is None:
+            return
+        try:
+            _reconnect(container)
+        except (CompositionError, ConnectionSetupError, OSError, ValueError) as exc:
+            log.warning("after the restore the clients could not be rebuilt (%s); the next request builds the "
+                        "service again", exc)
+            _container = None
+
+
+def _reconnect(container: Container) -> None:
+    from recommender.adapters.memory_cache import MemoryCache
+    from recommender.adapters.opensearch_index import OpenSearchIndex
+    from recommender.adapters.redis_cache import RedisCache
+
+    settings, service = container.settings, container.service
+    if isinstance(service.index, OpenSearchIndex):
+        service.index.reconnect(_opensearch_client(settings))
+    if isinstance(service.cache, RedisCache):
+        service.cache.reconnect(_redis_client(settings))
+    elif isinstance(service.cache, MemoryCache):
+        service.cache.clear()
+    service.models.forget_failures()
 
 
 def peek() -> Container | None:

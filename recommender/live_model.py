@@ -79,6 +79,12 @@ class LiveModel:
         """The model serving now (``None`` with a bundle root before the first resolve); no I/O."""
         return self._current
 
+    def forget_failures(self) -> None:
+        """Retry every bundle that failed to load at once (a SnapStart restore: the failures were timed on the
+        clock of the snapshot)."""
+        with self._lock:
+            self._failures.clear()
+
     def resolve(self) -> ServingModel:
         """The model to serve the live index with. Raises ``IndexUnavailableError`` (the index cannot
         say its model) and ``ModelMismatchError`` (no tower of the index's model can serve)."""

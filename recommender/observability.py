@@ -60,6 +60,11 @@ class EmfTelemetry:
         with self._lock:
             self.metrics.flush_metrics(raise_on_empty_metrics=False)
 
+    def discard(self) -> None:
+        """Drop what was added since the last flush (the SnapStart warm-up's figures are not traffic)."""
+        with self._lock:
+            self.metrics.clear_metrics()
+
 
 def tracing_wanted(env: dict[str, str] | None = None) -> bool:
     """Trace only inside Lambda, unless ``POWERTOOLS_TRACE_DISABLED`` says otherwise."""

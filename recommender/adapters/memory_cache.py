@@ -56,6 +56,11 @@ class MemoryCache:
             size = len(self._data)
         return BackendStatus(self.kind, True, "", {"entries": size, "max_entries": self._max})
 
+    def clear(self) -> None:
+        """Drop every entry (a SnapStart restore: entries made before the snapshot aged on another clock)."""
+        with self._lock:
+            self._data.clear()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)

@@ -133,6 +133,17 @@ class OpenSearchIndex:
         self._index_models: dict[str, str | None] = {}
         """Concrete index name -> its ``_meta.model_version`` (fixed for the life of an index)."""
 
+    def reconnect(self, client: Any) -> None:
+        """Use ``client`` from now on and close the old one (a SnapStart restore: its pooled connections and
+        SigV4 credentials were captured in the snapshot). The alias' model is read again on the next request
+        (the snapshot may be days old); what each concrete index holds is kept, an index never changes model."""
+        old, self._client = self._client, client
+        self._live = None
+        try:
+            old.close()
+        except Exception as exc:  # a dead connection from the snapshot: nothing to keep
+            log.debug("closing the previous OpenSearch client: %s", exc)
+
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         from opensearchpy.exceptions import NotFoundError, SerializationError, TransportError
 
