@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         value = getattr(defaults, f.name)
         kind = float if isinstance(value, float) else int
         train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value, help=f"model/training: {f.name}")
-    train.add_argument("--no-jit", action="store_true", help="disable XLA compilation (slower on CPU)")
+    train.add_argument("--no-jit", action="store_true",
+                       help="disable XLA compilation (slower on CPU; turns TensorFlow op determinism on)")
+    _evaluation_arguments(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = subparsers.add_parser(
@@ -54,7 +56,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     evaluate.add_argument("--report", default=None, help="also write metrics and plots to this directory")
     evaluate.add_argument("--json", action="store_true", help="print the evaluation as one JSON object last")
     evaluate.add_argument("--no-baselines", action="store_true", help="evaluate only the bundle")
+    _evaluation_arguments(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+
+
+def _evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline-users", type=int, default=25_000,
+                        help="above this many test users the baselines are scored on a seeded sample of this "
+                        "size (95%% confidence intervals reported); 0 = always every user")
+    parser.add_argument("--baseline-items", type=int, default=20_000,
+                        help="item-kNN and EASE use this many most-rated movies (dense n x n matrices: "
+                        "4 n^2 bytes each)")
+
+
+def _baseline_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"baseline_users": args.baseline_users or None, "baseline_items": args.baseline_items}
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -81,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = _config(args)
         bundle, evaluation = run_training(
             args.data, args.out, config, () if args.no_baselines else BASELINES,
-            progress=False if args.quiet else None, log=log,
+            progress=False if args.quiet else None, log=log, **_baseline_options(args),
         )
     except _errors() as exc:
         raise CommandError(str(exc)) from exc
@@ -103,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         _, _, evaluation, bundle = run_evaluation(
             args.data, bundle_dir, () if args.no_baselines else BASELINES,
-            log=lambda msg: print(msg, file=sys.stderr, flush=True),
+            log=lambda msg: print(msg, file=sys.stderr, flush=True), **_baseline_options(args),
         )
     except _errors() as exc:
         raise CommandError(str(exc)) from exc

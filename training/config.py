@@ -30,6 +30,8 @@ class TrainConfig:
     validation_users: float = 0.1
     seed: int = 42
     jit_compile: bool = True
+    sparse_updates: bool = True
+    """Lazy Adam on the id-embedding tables: only the rows a batch touches are updated (``training.model``)."""
 
     def __post_init__(self) -> None:
         if self.dimension < 3:

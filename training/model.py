@@ -107,12 +107,16 @@ class TwoTower(keras.Model):
     """
 
     def __init__(self, user_tower: UserTowerLayer, item_tower: ItemTowerLayer, temperature: float,
-                 id_dropout: float = 0.0, seed: int = 0, **kwargs: Any) -> None:
+                 id_dropout: float = 0.0, seed: int = 0, sparse_updates: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.temperature = temperature
         self.id_dropout = id_dropout
+        self.sparse_updates = sparse_updates
+        for tower in (user_tower, item_tower):  # every weight exists before the optimizer is built
+            if not tower.built:
+                tower.build()
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.popularity_weight = self.add_weight(name="popularity_weight", shape=(), initializer="zeros")
 
@@ -137,3 +141,73 @@ class TwoTower(keras.Model):
         labels = ops.arange(ops.shape(logits)[0])
         loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         return ops.mean(loss)
+
+    # -- training step (TensorFlow backend) ---------------------------------------------------------
+    def _tables(self) -> list[Any]:
+        """The id-embedding tables, updated row by row (see ``train_step``)."""
+        return [self.user_tower.history_embedding, self.item_tower.id_embedding]
+
+    def train_step(self, data: Any) -> Any:
+        """Keras' TensorFlow ``train_step``, except that the two id-embedding tables get a *lazy* Adam update.
+
+        A batch touches at most ``batch x history_length`` rows of the tables; Keras' Adam updates
+        every row of them (and their moments) every step, which on a large catalog costs more than
+        the rest of the step (85,000 movies: about 200 ms of CPU per step for the two tables). Here
+        only the rows in the batch are updated, with Adam's formula on their summed gradient
+        (``LazyAdam``); rows not in the batch keep their moments. Written with static shapes (sort,
+        segment sums, scatter), so the step still compiles with XLA.
+        """
+        import tensorflow as tf
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        opt = self.optimizer
+        plain_adam = isinstance(opt, keras.optimizers.Adam) and not isinstance(opt, keras.optimizers.AdamW)
+        if not self.sparse_updates or not plain_adam or getattr(opt, "amsgrad", False):
+            return super().train_step(data)
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        if not opt.built:
+            opt.build(self.trainable_weights)
+        tables = self._tables()
+        table_ids = {id(t) for t in tables}
+        dense = [w for w in self.trainable_weights if id(w) not in table_ids]
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(loss, sample_weight=tf.shape(x["target"])[0])
+        grads = tape.gradient(loss, [*tables, *dense])
+        step = tf.cast(opt.iterations + 1, "float32")
+        for table, grad in zip(tables, grads[: len(tables)], strict=True):
+            if grad is not None:
+                self._lazy_adam(table, grad, step)
+        opt.apply(grads[len(tables) :], dense)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _lazy_adam(self, table: Any, grad: Any, step: Any) -> None:
+        import tensorflow as tf
+
+        opt = self.optimizer
+        index = opt._get_variable_index(table)
+        m, v = opt._momentums[index], opt._velocities[index]
+        if isinstance(grad, tf.IndexedSlices):
+            ids, values = tf.cast(grad.indices, tf.int32), grad.values
+        else:  # a dense gradient (should not happen with gathers): every row
+            ids = tf.range(tf.shape(grad)[0], dtype=tf.int32)
+            values = grad
+        n = tf.shape(ids)[0]
+        order = tf.argsort(ids, stable=True)
+        sorted_ids = tf.gather(ids, order)
+        first = tf.concat([[True], sorted_ids[1:] != sorted_ids[:-1]], axis=0)
+        segment = tf.cumsum(tf.cast(first, tf.int32)) - 1
+        summed = tf.math.unsorted_segment_sum(tf.gather(values, order), segment, n)
+        rows = tf.math.unsorted_segment_max(sorted_ids, segment, n)
+        # segments past the last one are empty: point them at row 0 (the padding slot, never read: masked)
+        rows = tf.where(tf.range(n) <= segment[-1], rows, tf.zeros_like(rows))
+        lr = tf.cast(opt.learning_rate, "float32")
+        b1, b2 = tf.cast(opt.beta_1, "float32"), tf.cast(opt.beta_2, "float32")
+        alpha = lr * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
+        m_rows = b1 * tf.gather(m.value, rows) + (1.0 - b1) * summed
+        v_rows = b2 * tf.gather(v.value, rows) + (1.0 - b2) * tf.square(summed)
+        w_rows = tf.gather(table.value, rows) - alpha * m_rows / (tf.sqrt(v_rows) + opt.epsilon)
+        m.value.scatter_update(tf.IndexedSlices(m_rows, rows))
+        v.value.scatter_update(tf.IndexedSlices(v_rows, rows))
+        table.value.scatter_update(tf.IndexedSlices(w_rows, rows))

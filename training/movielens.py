@@ -16,6 +16,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,8 @@ ML100K_GENRES = (
 class Ratings:
     """Interactions as parallel arrays, in file order."""
 
-    user_ids: np.ndarray  # int64
-    movie_ids: np.ndarray  # int64
+    user_ids: np.ndarray  # int32 (int64 for ids beyond its range)
+    movie_ids: np.ndarray  # int32 (int64 for ids beyond its range)
     ratings: np.ndarray  # float32
     timestamps: np.ndarray  # int64
 
@@ -44,6 +45,9 @@ class Ratings:
 
     def take(self, mask: np.ndarray) -> Ratings:
         return Ratings(self.user_ids[mask], self.movie_ids[mask], self.ratings[mask], self.timestamps[mask])
+
+    def nbytes(self) -> int:
+        return sum(int(a.nbytes) for a in (self.user_ids, self.movie_ids, self.ratings, self.timestamps))
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,9 @@ def load_movielens(directory: str | Path) -> Dataset:
     keep = np.isin(ratings.movie_ids, known)
     if not keep.any():
         raise DataError(f"{root}: no rating refers to a movie in the movie file")
-    return Dataset(name=root.name, layout=layout, movies=movies, ratings=ratings.take(keep))
+    if not keep.all():
+        ratings = ratings.take(keep)
+    return Dataset(name=root.name, layout=layout, movies=movies, ratings=ratings)
 
 
 def _require(path: Path) -> Path:
@@ -151,7 +157,58 @@ def _numeric(path: Path, frame: pd.DataFrame, column: str, header: bool, integer
 
 
 def _load_ratings(path: Path, sep: str, header: bool) -> Ratings:
-    names = ["userId", "movieId", "rating", "timestamp"]
+    """Typed, vectorised read (the C parser straight into int32/float32/int64 columns, no string per field);
+    a file it cannot read is read again by ``_diagnose_ratings``, which names the file and line."""
+    _require(path)
+    try:
+        ratings = _read_ratings_typed(path, sep, header)
+    except (pd.errors.ParserError, ValueError, OverflowError, KeyError, TypeError):
+        ratings = None
+    if ratings is None:
+        return _diagnose_ratings(path, sep, header)
+    return ratings
+
+
+RATING_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
+
+
+def _read_ratings_typed(path: Path, sep: str, header: bool) -> Ratings | None:
+    """None when the file has something the fast path does not accept (the slow path then says what)."""
+    dtypes: dict[Any, Any]
+    if sep == "::":
+        # "1::2::3.5::4" read with ":" as the separator: fields 0, 2, 4 and 6 hold the values, 1, 3 and 5
+        # are empty (read as NaN, checked below); no usecols, so a line with more fields is an error
+        names: list[Any] = list(range(7))
+        usecols: list[Any] = [0, 2, 4, 6]
+        dtypes = {0: np.int32, 1: np.float32, 2: np.int32, 3: np.float32, 4: np.float32, 5: np.float32,
+                  6: np.int64}
+        reader_sep = ":"
+    else:
+        names = RATING_COLUMNS
+        usecols = RATING_COLUMNS
+        dtypes = {"userId": np.int32, "movieId": np.int32, "rating": np.float32, "timestamp": np.int64}
+        reader_sep = sep
+    frame = pd.read_csv(
+        path, sep=reader_sep, header=0 if header else None, names=None if header else names,
+        dtype=dtypes, engine="c", encoding="latin-1", quoting=0 if sep == "," else 3, na_filter=True,
+    )
+    if frame.empty or any(c not in frame.columns for c in usecols):
+        return None
+    if sep == "::" and (frame.shape[1] != 7 or not all(frame[c].isna().all() for c in (1, 3, 5))):
+        return None
+    if sep != "::" and not header and frame.shape[1] != 4:
+        return None
+    columns = [frame[c].to_numpy() for c in usecols]
+    del frame
+    user_ids, movie_ids, ratings, timestamps = columns
+    if np.isnan(ratings).any() or (ratings < 0).any() or (ratings > 10).any():
+        return None
+    return Ratings(user_ids=user_ids, movie_ids=movie_ids, ratings=ratings, timestamps=timestamps)
+
+
+def _diagnose_ratings(path: Path, sep: str, header: bool) -> Ratings:
+    """The careful path: every field read as text, then checked; a problem is a ``DataError`` naming the line."""
+    names = RATING_COLUMNS
     frame = _read_frame(path, _read_text(path), sep, names, header)
     if not header and frame.shape[1] != 4:
         raise DataError(f"{path} line 1: expected 4 fields, found {frame.shape[1]}")

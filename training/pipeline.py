@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,38 +12,57 @@ import numpy as np
 
 from core.bundle import Bundle, open_bundle
 from core.towers import UserTower
-from training.baselines import EASE, ItemKNN, Popularity
+from training.baselines import DEFAULT_MAX_ITEMS, EASE, Gram, ItemKNN, Popularity
 from training.config import TrainConfig
-from training.evaluation import METRICS, EvalSet, evaluate
-from training.movielens import Dataset, load_movielens
+from training.evaluation import METRICS, EvalSet, per_user_metrics, summarize
+from training.movielens import Dataset, Ratings, load_movielens
+from training.sequences import encode_sequences, user_histories
 from training.split import Split, chronological_split
+from training.stages import Stages
 
 MODEL_NAME = "two-tower (served)"
 BASELINES = ("popularity", "item-kNN", "EASE")
 
 
+DEFAULT_BASELINE_USERS = 25_000
+"""Above this many test users, the baselines are scored on a seeded sample of them (with a 95% CI)."""
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """Metrics per model on one split, with wall time per model."""
+    """Metrics per model on one split, with wall time per model.
+
+    ``ci95`` holds each metric's 95% confidence half-width over the users it was computed on
+    (``users``). When the baselines ran on a sample of the users, ``sample`` says which (size, seed)
+    and gives the served path's figures on the same sample, for a like-for-like comparison.
+    """
 
     dataset: dict[str, Any]
     results: dict[str, dict[str, float]]
     seconds: dict[str, float]
+    ci95: dict[str, dict[str, float]] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+    sample: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "metrics": self.results, "seconds": self.seconds}
+        return {"dataset": self.dataset, "metrics": self.results, "seconds": self.seconds, "ci95": self.ci95,
+                "users": self.users, "sample": self.sample}
 
 
 def served_scorer(
     user_tower: UserTower, vectors: np.ndarray, split: Split
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Scores of the served path: the numpy user tower on each history, inner product with the vectors."""
+    """Scores of the served path: the numpy user tower on each history, inner product with the vectors.
+
+    The tower's inputs are cut from flat arrays (``training.sequences``), exactly what
+    ``core.features.history_inputs`` makes of the user's history as ``(movie_id, rating)`` pairs.
+    """
+    seqs = encode_sequences(split, np.zeros(0, dtype=np.int64), user_tower.movie_ids,
+                            rows=np.zeros(0, dtype=np.int32))
 
     def score(rows: np.ndarray) -> np.ndarray:
-        histories = [
-            list(zip(split.history(u).tolist(), split.history_ratings(u).tolist(), strict=True)) for u in rows.tolist()
-        ]
-        return user_tower.encode_batch(histories) @ vectors.T
+        slots, buckets = user_histories(seqs, rows, user_tower.history_length)
+        return user_tower.forward(slots, buckets) @ vectors.T
 
     return score
 
@@ -56,33 +75,62 @@ def evaluate_all(
     baselines: Sequence[str] = BASELINES,
     ease_lambda: float = 300.0,
     log: Callable[[str], None] = print,
+    baseline_users: int | None = DEFAULT_BASELINE_USERS,
+    baseline_items: int = DEFAULT_MAX_ITEMS,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> Evaluation:
+    """The served path on every test user; the baselines on every test user too, or, above
+    ``baseline_users`` of them, on a sample drawn with ``seed`` (the served path is also reported on it)."""
     data = EvalSet.build(split, catalog_ids)
     results: dict[str, dict[str, float]] = {}
+    ci95: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
     seconds: dict[str, float] = {}
+    everyone = data.users
+    sample_rows = everyone
+    sample: dict[str, Any] | None = None
+    if baselines and baseline_users is not None and everyone.shape[0] > baseline_users:
+        rng = np.random.default_rng(seed)
+        sample_rows = np.sort(rng.choice(everyone, size=baseline_users, replace=False))
+        sample = {"users": int(baseline_users), "of": int(everyone.shape[0]), "seed": seed}
 
-    def run(name: str, score: Callable[[np.ndarray], np.ndarray]) -> None:
+    def run(name: str, score: Callable[[np.ndarray], np.ndarray], users: np.ndarray) -> dict[str, np.ndarray]:
         started = time.perf_counter()
-        results[name] = evaluate(score, data)
+        per_user = per_user_metrics(score, data, users, progress=progress, label=f"evaluating {name}")
+        results[name], ci95[name] = summarize(per_user)
+        counts[name] = int(users.shape[0])
         seconds[name] = round(time.perf_counter() - started, 2)
-        log(f"evaluated {name}: recall@10 {results[name]['recall@10']:.4f} ({seconds[name]:.1f} s)")
+        log(f"evaluated {name} on {users.shape[0]:,} users: recall@10 {results[name]['recall@10']:.4f} "
+            f"(+/- {ci95[name]['recall@10']:.4f}) ({seconds[name]:.1f} s)")
+        return per_user
 
     if served is not None:
-        run(MODEL_NAME, served_scorer(served[0], served[1], split))
+        per_user = run(MODEL_NAME, served_scorer(served[0], served[1], split), everyone)
+        if sample is not None:
+            means, half = summarize(per_user, np.searchsorted(everyone, sample_rows))
+            sample["served"] = {"metrics": means, "ci95": half}
+    gram: Gram | None = None
     for name in baselines:
         started = time.perf_counter()
         if name == "popularity":
             model: Popularity | ItemKNN | EASE = Popularity(data.history)
         elif name == "item-kNN":
-            model = ItemKNN(data.history)
+            if gram is None:
+                gram = Gram(data.history, baseline_items)
+            model = ItemKNN(gram=gram)
         elif name == "EASE":
-            model = EASE(data.history, lam=ease_lambda)
+            if gram is None:
+                gram = Gram(data.history, baseline_items)
+            model = EASE(gram=gram, lam=ease_lambda, consume=True)
+            gram = None
         else:
             raise ValueError(f"unknown baseline {name!r}")
         fit = time.perf_counter() - started
-        run(name, lambda rows, m=model: m.score(data.history[rows]))  # type: ignore[misc]
+        run(name, lambda rows, m=model: m.score(data.history[rows]), sample_rows)  # type: ignore[misc]
         seconds[name] = round(seconds[name] + fit, 2)
-    return Evaluation(dataset, results, seconds)
+        del model
+    return Evaluation(dataset, results, seconds, ci95, counts, sample)
 
 
 def format_table(evaluation: Evaluation) -> str:
@@ -100,20 +148,40 @@ def run_training(
     baselines: Sequence[str] = BASELINES,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    baseline_users: int | None = DEFAULT_BASELINE_USERS,
+    baseline_items: int = DEFAULT_MAX_ITEMS,
+    stages: Stages | None = None,
 ) -> tuple[Bundle, Evaluation]:
-    """Load, split, train, evaluate the served path and the baselines, and write the bundle."""
+    """Load, split, train, evaluate the served path and the baselines, and write the bundle.
+
+    ``stages`` (if given) records the wall time and peak memory of each stage: ``load``, ``examples``,
+    ``training``, ``evaluation``, ``export``.
+    """
     from training.train import export_bundle, train_two_tower
 
-    data = load_movielens(data_dir)
-    log(f"loaded {data.name} ({data.layout} layout): {data.summary()}")
-    split = chronological_split(data.ratings)
-    trained = train_two_tower(data, split, config, progress=progress, log=log)
-    evaluation = evaluate_all(
-        split, [m.movie_id for m in trained.catalog], data.summary(), (trained.user_tower, trained.vectors),
-        baselines, log=log,
-    )
-    bundle = export_bundle(trained, out_dir, data.summary(), evaluation.results)
+    stage = stages or Stages()
+    with stage("load"):
+        data = load_movielens(data_dir)
+        summary = data.summary()
+        log(f"loaded {data.name} ({data.layout} layout): {summary}")
+        split = chronological_split(data.ratings)
+        data = replace(data, ratings=_no_ratings())  # the split holds the interactions from here on
+    trained = train_two_tower(data, split, config, progress=progress, log=log, stages=stage)
+    with stage("evaluation"):
+        evaluation = evaluate_all(
+            split, [m.movie_id for m in trained.catalog], summary, (trained.user_tower, trained.vectors),
+            baselines, log=log, baseline_users=baseline_users, baseline_items=baseline_items, seed=config.seed,
+            progress=progress,
+        )
+    with stage("export"):
+        trained.info.update(stage.to_dict())
+        bundle = export_bundle(trained, out_dir, summary, evaluation.results)
     return bundle, evaluation
+
+
+def _no_ratings() -> Ratings:
+    empty = np.zeros(0, dtype=np.int64)
+    return Ratings(empty, empty, np.zeros(0, dtype=np.float32), empty)
 
 
 def run_evaluation(
@@ -121,6 +189,8 @@ def run_evaluation(
     bundle_dir: str | Path | None,
     baselines: Sequence[str] = BASELINES,
     log: Callable[[str], None] = print,
+    baseline_users: int | None = DEFAULT_BASELINE_USERS,
+    baseline_items: int = DEFAULT_MAX_ITEMS,
 ) -> tuple[Dataset, Split, Evaluation, Bundle | None]:
     data = load_movielens(data_dir)
     split = chronological_split(data.ratings)
@@ -131,4 +201,6 @@ def run_evaluation(
     else:
         catalog_ids = [m.movie_id for m in data.movies]
         served = None
-    return data, split, evaluate_all(split, catalog_ids, data.summary(), served, baselines, log=log), bundle
+    evaluation = evaluate_all(split, catalog_ids, data.summary(), served, baselines, log=log,
+                              baseline_users=baseline_users, baseline_items=baseline_items)
+    return data, split, evaluation, bundle

@@ -41,6 +41,15 @@ def write_report(
     for name, row in evaluation.results.items():
         cells = " | ".join(f"{row[m]:.4f}" for m in METRICS)
         md.append(f"| {name} | {cells} | {evaluation.seconds.get(name, 0):.1f} |")
+    if evaluation.ci95:
+        half = ", ".join(f"{name} {ci.get('recall@10', 0):.4f}" for name, ci in evaluation.ci95.items())
+        md += ["", f"95% confidence half-widths of Recall@10 over the users scored: {half}."]
+    if evaluation.sample:
+        s = evaluation.sample
+        served = (s.get("served") or {}).get("metrics") or {}
+        md += ["", f"The baselines were scored on a seeded sample of {s['users']:,} of the {s['of']:,} test users "
+               f"(seed {s['seed']}); the two-tower model on all of them"
+               + (f" (on the same sample: Recall@10 {served['recall@10']:.4f})." if served else ".")]
     md += ["", "![model against the baselines](comparison.png)"]
     if history:
         md += ["", "![training curves](training_curves.png)"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -17,14 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from core.bundle import Bundle, write_bundle
-from core.features import ItemFeatureSpec, Movie, history_inputs
+from core.features import ItemFeatureSpec, Movie
 from core.towers import ItemTower, UserTower, log_popularity
 from training.config import TrainConfig
-from training.examples import build_examples, build_feature_spec
+from training.examples import build_feature_spec
 from training.movielens import Dataset
+from training.sequences import (
+    BatchFeatures,
+    Sequences,
+    catalog_rows,
+    encode_sequences,
+    log_q_of,
+    sample_examples,
+    training_dataset,
+    user_histories,
+)
 from training.split import Split
+from training.stages import Stages
+
+EVAL_CHUNK = 512
+"""Users scored against the whole catalog at a time (validation): bounded memory on any catalog."""
 
 
 @dataclass
@@ -41,22 +55,51 @@ class TrainedModel:
     """The trained Keras user and item tower layers (for parity checks); not exported."""
 
 
-def _seed_everything(seed: int) -> None:
+def _seed_everything(seed: int, deterministic_ops: bool) -> None:
+    """Seed Python, numpy and TensorFlow; op determinism only without XLA.
+
+    Keras refuses ``jit_compile=True`` while TensorFlow op determinism is on (it falls back to
+    ``jit_compile=False`` with a warning), so an XLA run keeps the seeds but not op determinism: on
+    CPU its compiled step and the seeded input order still give the same figures run after run on
+    one machine (checked by running twice), but that is an observation, not TensorFlow's guarantee.
+    """
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()  # an earlier run in this process may have turned it on
 
 
-def _topk_recall(scores: np.ndarray, exclude: list[np.ndarray], targets: list[np.ndarray], k: int = 10) -> float:
-    total = 0.0
-    for i in range(scores.shape[0]):
-        row = scores[i].copy()
-        row[exclude[i]] = -np.inf
-        top = np.argpartition(-row, k)[:k] if k < row.shape[0] else np.arange(row.shape[0])
-        total += np.isin(top, targets[i]).sum() / min(k, targets[i].shape[0])
-    return float(total / max(1, scores.shape[0]))
+def _validation_targets(seqs: Sequences, users: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                        n_movies: int) -> sp.csr_matrix:
+    """users x catalog: 1 for the catalog rows of interactions ``offsets[u] + lo[u] .. offsets[u] + hi[u]``."""
+    n = np.maximum(hi - lo, 0)
+    row = np.repeat(np.arange(users.shape[0]), n)
+    within = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    flat = np.repeat(seqs.offsets[users] + lo, n) + within
+    cols = seqs.rows[flat]
+    matrix = sp.csr_matrix((np.ones(row.shape[0], np.float32), (row, cols)), shape=(users.shape[0], n_movies))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _topk_recall(scores: np.ndarray, exclude: sp.csr_matrix, targets: sp.csr_matrix, n_targets: np.ndarray,
+                 k: int = 10) -> np.ndarray:
+    """Per row: hits of the top ``k`` (``exclude`` removed) among ``targets`` / min(k, n_targets)."""
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    scores[exclude.nonzero()] = -np.inf
+    if k < scores.shape[1]:
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    hits = np.asarray(targets[np.arange(scores.shape[0])[:, None], top].sum(axis=1)).ravel()
+    return hits / np.minimum(k, np.maximum(n_targets, 1))
 
 
 def train_two_tower(
@@ -65,106 +108,109 @@ def train_two_tower(
     config: TrainConfig | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    stages: Stages | None = None,
 ) -> TrainedModel:
     """Train on the history part of ``split`` (validation users hold out their latest 10%)."""
     cfg = config or TrainConfig()
+    stage = stages or Stages()
     progress = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    _seed_everything(cfg.seed)
+    _seed_everything(cfg.seed, deterministic_ops=not cfg.jit_compile)
     import keras
-    import tensorflow as tf
 
     from training.model import ItemTowerLayer, TwoTower, UserTowerLayer
 
     movies = data.movies
-    catalog_row = {m.movie_id: i for i, m in enumerate(movies)}
-    seqs = split.sequences
-    n_users = len(seqs)
-    item_counts = Counter(int(m) for u in range(n_users) for m in split.history(u).tolist())
-    spec = build_feature_spec(movies, item_counts, cfg.min_item_count, cfg.max_tokens)
-    popularity = np.asarray([item_counts.get(m.movie_id, 0) for m in movies], dtype=np.float32)
-    catalog = [replace(m, popularity=float(p)) for m, p in zip(movies, popularity.tolist(), strict=True)]
-    item_inputs = spec.encode(catalog)
-    log_pop = log_popularity(popularity)
+    n_movies = len(movies)
+    with stage("examples"):
+        catalog_ids = np.asarray([m.movie_id for m in movies], dtype=np.int64)
+        rows = catalog_rows(catalog_ids, split.sequences.movie_ids)
+        popularity = np.bincount(rows[split.history_mask() & (rows >= 0)], minlength=n_movies).astype(np.float32)
+        spec = build_feature_spec(movies, popularity, cfg.min_item_count, cfg.max_tokens)
+        catalog = [replace(m, popularity=float(p)) for m, p in zip(movies, popularity.tolist(), strict=True)]
+        item_inputs = spec.encode(catalog)
+        log_pop = log_popularity(popularity)
 
-    # Validation users: their last 10% of history (at least one) are held out for early stopping.
-    n_hist = split.n_history.copy()
-    eligible = np.flatnonzero(n_hist >= 3)
-    n_val = round(cfg.validation_users * eligible.size)
-    val_users = np.sort(rng.choice(eligible, size=n_val, replace=False)) if n_val else np.empty(0, np.int64)
-    limit = n_hist.copy()
-    val_holdout = np.maximum(1, (n_hist[val_users] * 0.1).astype(np.int64))
-    limit[val_users] = n_hist[val_users] - val_holdout
+        # Validation users: their last 10% of history (at least one) are held out for early stopping.
+        n_hist = split.n_history.copy()
+        eligible = np.flatnonzero(n_hist >= 3)
+        n_val = round(cfg.validation_users * eligible.size)
+        val_users = np.sort(rng.choice(eligible, size=n_val, replace=False)) if n_val else np.empty(0, np.int64)
+        limit = n_hist.copy()
+        val_holdout = np.maximum(1, (n_hist[val_users] * 0.1).astype(np.int64))
+        limit[val_users] = n_hist[val_users] - val_holdout
 
-    examples = build_examples(
-        split, np.arange(n_users), limit, catalog_row, spec.movie_ids, cfg.history_length,
-        cfg.target_window, cfg.max_examples_per_user, rng,
-    )
-    target_counts = np.bincount(examples.target_rows, minlength=len(movies)).astype(np.float64)
-    log_q = np.log(np.maximum(target_counts, 1.0) / max(1, len(examples))).astype(np.float32)
-    log(f"training on {len(examples):,} examples from {n_users:,} users, {len(movies):,} movies, "
-        f"{spec.movie_ids.size:,} with an id embedding; {n_val} validation users")
+        seqs = encode_sequences(split, catalog_ids, spec.movie_ids, limit, rows=rows)
+        del rows
+        examples = sample_examples(seqs, cfg.max_examples_per_user, cfg.target_window, rng)
+        log_q = log_q_of(examples, n_movies)
+        features = BatchFeatures(item_inputs, log_pop, log_q)
+        dataset = training_dataset(seqs, examples, cfg.history_length, features, cfg.batch_size, cfg.seed)
+        steps = len(examples) // cfg.batch_size
 
-    tr = examples.target_rows
-    features = {
-        "hist_slots": examples.hist_slots,
-        "hist_buckets": examples.hist_buckets,
-        "id_slot": item_inputs["id_slot"][tr],
-        "genres": item_inputs["genres"][tr],
-        "year": item_inputs["year"][tr],
-        "tokens": item_inputs["tokens"][tr],
-        "target": tr.astype(np.int32),
-        "log_pop": log_pop[tr],
-        "log_q": log_q[tr],
-    }
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(features)
-        .shuffle(len(examples), seed=cfg.seed, reshuffle_each_iteration=True)
-        .batch(cfg.batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+        # Validation inputs: prefix histories of validation users, scored against the whole catalog.
+        val_slots, val_buckets = user_histories(seqs, val_users, cfg.history_length)
+        zeros = np.zeros(n_val, dtype=np.int64)
+        val_exclude = _validation_targets(seqs, val_users, zeros, limit[val_users], n_movies)
+        val_targets = _validation_targets(seqs, val_users, limit[val_users], n_hist[val_users], n_movies)
+        val_n_targets = n_hist[val_users] - limit[val_users]
+    log(f"training on {len(examples):,} examples ({steps:,} batches of {cfg.batch_size}) from {seqs.users:,} users, "
+        f"{n_movies:,} movies, {spec.movie_ids.size:,} with an id embedding; {n_val:,} validation users; "
+        f"sequences {seqs.nbytes() / 2**20:,.0f} MiB, examples {examples.nbytes() / 2**20:,.0f} MiB")
 
     out = cfg.dimension - 1
     user_layer = UserTowerLayer(spec.movie_ids.size, cfg.history_length, cfg.embedding_dim, cfg.hidden,
                                 out, name="user_tower")
     item_layer = ItemTowerLayer(spec.movie_ids.size, len(spec.genres), len(spec.tokens), cfg.embedding_dim,
                                 cfg.token_dim, cfg.hidden, out, name="item_tower")
-    model = TwoTower(user_layer, item_layer, cfg.temperature, cfg.id_dropout, cfg.seed, name="two_tower")
+    model = TwoTower(user_layer, item_layer, cfg.temperature, cfg.id_dropout, cfg.seed,
+                     sparse_updates=cfg.sparse_updates, name="two_tower")
     optimizer = (
         keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
         if cfg.weight_decay > 0
         else keras.optimizers.Adam(cfg.learning_rate)
     )
     model.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+    xla = bool(model.jit_compile)
+    if cfg.jit_compile and not xla:
+        log("XLA was asked for but Keras turned it off (jit_compile=False)")
 
-    # Validation inputs: prefix histories of validation users, scored against the whole catalog.
-    val_hist = [
-        list(zip(split.history(u)[: limit[u]][-cfg.history_length :].tolist(),
-                 split.history_ratings(u)[: limit[u]][-cfg.history_length :].tolist(), strict=True))
-        for u in val_users.tolist()
-    ]
-    val_slots, val_buckets = history_inputs(spec.movie_ids, val_hist, cfg.history_length)
-    val_exclude = [np.asarray([catalog_row[int(m)] for m in split.history(u)[: limit[u]]]) for u in val_users.tolist()]
-    val_targets = [np.asarray([catalog_row[int(m)] for m in split.history(u)[limit[u] :]]) for u in val_users.tolist()]
+    def item_vectors() -> np.ndarray:
+        parts = []
+        for lo in range(0, n_movies, EVAL_CHUNK * 8):
+            sl = slice(lo, lo + EVAL_CHUNK * 8)
+            parts.append(np.asarray(item_layer(item_inputs["id_slot"][sl], item_inputs["genres"][sl],
+                                               item_inputs["year"][sl], item_inputs["tokens"][sl])))
+        return np.concatenate(parts) if parts else np.zeros((0, out), np.float32)
 
-    def served_scores(slots: np.ndarray, buckets: np.ndarray) -> np.ndarray:
-        u = np.asarray(user_layer(slots, buckets))
-        v = np.asarray(item_layer(item_inputs["id_slot"], item_inputs["genres"], item_inputs["year"],
-                                  item_inputs["tokens"]))
+    def validation_recall() -> float:
+        v = item_vectors()
         w = float(np.asarray(model.popularity_weight))
-        return (u @ v.T) / cfg.temperature + w * log_pop[None, :]
+        total = 0.0
+        for lo in range(0, n_val, EVAL_CHUNK):
+            sl = slice(lo, lo + EVAL_CHUNK)
+            u = np.asarray(user_layer(val_slots[sl], val_buckets[sl]))
+            scores = (u @ v.T) / cfg.temperature + w * log_pop[None, :]
+            total += float(_topk_recall(scores, val_exclude[sl], val_targets[sl], val_n_targets[sl]).sum())
+        return total / max(1, n_val)
 
-    history: dict[str, list[float]] = {"loss": [], "val_recall@10": []}
+    history: dict[str, list[float]] = {"loss": [], "val_recall@10": [], "epoch_seconds": []}
     best = {"score": -1.0, "epoch": 0, "weights": model.get_weights()}
+    clock = {"epoch": 0.0}
 
     class Monitor(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            clock["epoch"] = time.perf_counter()
+
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            seconds = time.perf_counter() - clock["epoch"]
             loss = float((logs or {}).get("loss", float("nan")))
             history["loss"].append(loss)
-            recall = _topk_recall(served_scores(val_slots, val_buckets), val_exclude, val_targets) if n_val else 0.0
+            history["epoch_seconds"].append(round(seconds, 2))
+            recall = validation_recall() if n_val else 0.0
             history["val_recall@10"].append(recall)
-            log(f"epoch {epoch + 1}: loss {loss:.4f}, validation recall@10 {recall:.4f}")
+            log(f"epoch {epoch + 1}: loss {loss:.4f}, validation recall@10 {recall:.4f} ({seconds:.1f} s)")
             if recall > best["score"] or not n_val:
                 best.update(score=recall, epoch=epoch + 1, weights=model.get_weights())
             elif epoch + 1 - int(best["epoch"]) >= cfg.patience:
@@ -174,8 +220,9 @@ def train_two_tower(
     if progress:
         from training.progress import TqdmCallback
 
-        callbacks.append(TqdmCallback(cfg.epochs, len(examples) // cfg.batch_size))
-    model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
+        callbacks.append(TqdmCallback(cfg.epochs, steps))
+    with stage("training"):
+        model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
     model.set_weights(best["weights"])
     log(f"best epoch {best['epoch']} (validation recall@10 {best['score']:.4f})")
 
@@ -189,7 +236,10 @@ def train_two_tower(
     seconds = time.perf_counter() - started
     info = {
         "config": cfg.to_dict(),
+        "xla": xla,
+        "op_determinism": not cfg.jit_compile,
         "examples": len(examples),
+        "steps_per_epoch": steps,
         "best_epoch": int(best["epoch"]),
         "epochs_run": len(history["loss"]),
         "seconds": round(seconds, 1),

@@ -72,7 +72,7 @@ def test_evaluate_excludes_history_and_matches_the_metric_functions():
     split = chronological_split(ratings([(1, 10, 4, 1), (1, 20, 4, 2), (1, 40, 4, 3), (1, 50, 4, 4),
                                          (1, 30, 4, 5)] + [(1, 60, 4, 6)] * 0))
     data = EvalSet.build(split, [10, 20, 30, 40, 50, 60])
-    assert data.test_columns[0].tolist() == [2]
+    assert data.test_columns(0).tolist() == [2]
     scores = np.asarray([[9.0, 8.0, 1.0, 7.0, 6.0, 5.0]])  # history items ranked first must be dropped
     result = evaluate(lambda rows: scores, data, ks=(1, 2))
     # after exclusion of columns 0,1,3,4 the ranking is [5 (60), 2 (30)]
