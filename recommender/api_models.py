@@ -23,7 +23,15 @@ from pydantic import (
 
 from recommender.settings import MAX_HISTORY_ITEMS, MAX_K
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+
+class _ApiModel(BaseModel):
+    """The API's models build their validators on first use (``defer_build``), not at import: a cold start pays only
+    for the models its first request touches (the rest are built by the OpenAPI document or their first answer)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 GenreName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -37,7 +45,7 @@ JsonInt = Annotated[int, BeforeValidator(_integral_float_as_int)]
 OptionalJsonInt = Annotated[int | None, BeforeValidator(_integral_float_as_int)]
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(_ApiModel):
     """One thing the person watched or rated."""
 
     model_config = _STRICT
@@ -49,7 +57,7 @@ class HistoryEntry(BaseModel):
     )
 
 
-class RecommendationFilters(BaseModel):
+class RecommendationFilters(_ApiModel):
     """Filters applied inside the k-NN query (a movie without a year fails any year bound)."""
 
     model_config = _STRICT
@@ -72,7 +80,7 @@ class RecommendationFilters(BaseModel):
         return year_max
 
 
-class RecommendationRequest(BaseModel):
+class RecommendationRequest(_ApiModel):
     """What to recommend for: recent activity, most recent last."""
 
     model_config = _STRICT
@@ -97,7 +105,7 @@ class RecommendationRequest(BaseModel):
     )
 
 
-class MovieOut(BaseModel):
+class MovieOut(_ApiModel):
     movie_id: int
     title: str
     year: int | None
@@ -110,7 +118,7 @@ class RankedMovie(MovieOut):
     )
 
 
-class LikedMovie(BaseModel):
+class LikedMovie(_ApiModel):
     movie_id: int = Field(description="A movie of the request's history.")
     similarity: float = Field(
         description="Cosine similarity of the two movies' item vectors, popularity left out (0 to 1; higher is closer)."
@@ -128,7 +136,7 @@ class RecommendedMovie(RankedMovie):
     )
 
 
-class RecommendationResponse(BaseModel):
+class RecommendationResponse(_ApiModel):
     model_version: str
     items: list[RecommendedMovie]
     cached: bool = Field(description="Served from the cache.")
@@ -140,7 +148,7 @@ class RecommendationResponse(BaseModel):
     history_used: int = Field(description="History entries the model read.")
 
 
-class SimilarResponse(BaseModel):
+class SimilarResponse(_ApiModel):
     model_version: str
     movie: MovieOut
     items: list[RankedMovie]
@@ -151,7 +159,7 @@ class MovieResponse(MovieOut):
     popularity: float
 
 
-class MovieSearchResponse(BaseModel):
+class MovieSearchResponse(_ApiModel):
     model_version: str
     query: str = Field(description="`q` as received.")
     items: list[MovieResponse] = Field(
@@ -163,14 +171,14 @@ class MovieSearchResponse(BaseModel):
     )
 
 
-class BackendHealth(BaseModel):
+class BackendHealth(_ApiModel):
     kind: str
     ok: bool
     detail: str
     info: dict[str, Any]
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(_ApiModel):
     status: Literal["ok", "degraded", "unavailable"]
     model_version: str | None
     history_length: int | None
@@ -179,13 +187,13 @@ class HealthResponse(BaseModel):
     fallback: Literal["popular", "none"] | None
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_ApiModel):
     field: str = Field(description="Dotted path of the offending field, e.g. `history[3].movie_id`.")
     location: Literal["body", "query", "path", "header"]
     reason: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_ApiModel):
     error: str = Field(description="A stable code: validation_error, invalid_json, body_too_large, not_found, ...")
     message: str
     errors: list[ErrorDetail] = Field(default_factory=list)

@@ -5,8 +5,9 @@
 - ``EmfTelemetry``: CloudWatch metrics in the Embedded Metric Format (latency, cache hits and
   misses, k-NN time ...), flushed once per invocation. Only built when metrics are enabled
   (inside Lambda by default); locally the service gets ``NoTelemetry`` and stdout stays quiet.
-- ``Tracing``: X-Ray subsegments through the Powertools ``Tracer``, created only inside Lambda
-  (importing the X-Ray SDK costs cold-start time); elsewhere every span is a no-op.
+- ``Tracing``: X-Ray subsegments through the Powertools ``Tracer``, created only inside Lambda and not
+  when ``POWERTOOLS_TRACE_DISABLED`` is set, which the CDK app does unless ``-c tracing=true`` (importing
+  the X-Ray SDK costs cold-start time); elsewhere every span is a no-op.
 """
 
 from __future__ import annotations

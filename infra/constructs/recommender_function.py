@@ -30,6 +30,9 @@ from infra.nag import acknowledge
 from infra.packaging import HANDLER, RUNTIME_ENVIRONMENT
 
 ALIAS_NAME = "live"
+TRACING_OFF = {"POWERTOOLS_TRACE_DISABLED": "true"}
+"""Without ``tracing``: the handler builds no Powertools ``Tracer`` (``recommender.observability``), so a cold start
+does not import the X-Ray SDK (and botocore's patching) for traces nobody records."""
 PROVISIONED_CONCURRENCY_DIMENSION = "lambda:function:ProvisionedConcurrency"
 AWS_CUSTOM_RESOURCE_PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"
 """The construct id of CDK's singleton AwsCustomResource provider function (fixed by aws-cdk-lib)."""
@@ -107,7 +110,7 @@ class RecommenderFunction(Construct):
             vpc_subnets=network.private_subnets,
             security_groups=[identity.security_group],
             role=identity.role,
-            environment={**RUNTIME_ENVIRONMENT, **environment},
+            environment={**RUNTIME_ENVIRONMENT, **({} if settings.tracing else TRACING_OFF), **environment},
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             log_group=self.log_group,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snapstart else None,

@@ -29,9 +29,10 @@ def test_the_function_environment_points_at_the_data_tier(data: dict[str, Any], 
     _, function = recommender_function(serving)
     env = function["Properties"]["Environment"]["Variables"]
     assert set(env) == {"RECS_BUNDLE", "RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL",
-                        "RECS_REDIS_AUTH_SECRET_ARN", "OPENBLAS_NUM_THREADS"}
+                        "RECS_REDIS_AUTH_SECRET_ARN", "OPENBLAS_NUM_THREADS", "POWERTOOLS_TRACE_DISABLED"}
     assert env["RECS_OPENSEARCH_ALIAS"] == "movies"
     assert env["OPENBLAS_NUM_THREADS"] == "1"  # set before numpy's import: the code sets nothing
+    assert env["POWERTOOLS_TRACE_DISABLED"] == "true"  # tracing off: no Tracer, no X-Ray SDK import at a cold start
 
     # the bundle ROOT (trailing slash): the function serves the bundle of the live index's model
     scheme, bucket, path = env["RECS_BUNDLE"]["Fn::Join"][1]
@@ -273,6 +274,7 @@ def test_iam_auth_replaces_the_api_key_when_chosen(variant_app: Synthesis) -> No
     assert "ApiKeyId" not in serving["Outputs"]
     _, function = recommender_function(serving)
     assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    assert "POWERTOOLS_TRACE_DISABLED" not in function["Properties"]["Environment"]["Variables"]
     assert function["Properties"]["FunctionName"] == "recsalt-recommender"
 
 
