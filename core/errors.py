@@ -38,3 +38,27 @@ class ConnectionSetupError(RecsError):
 
 class CommandError(RecsError):
     """A ``recs`` command failed for a reason the user can act on; printed without a traceback."""
+
+
+class LockError(RecsError):
+    """A run lock could not be read, taken, extended or released (its backend failed)."""
+
+    exit_code = 1
+
+
+class LockHeldError(LockError):
+    """Another run holds the lock (``core.locks``); try again later."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class LockLostError(LockError):
+    """This run's lock expired and was taken by another run; it stops before making anything live."""
+
+
+class LiveIndexError(RecsError):
+    """The live index cannot be read (OpenSearch down or refusing, an alias over indices of several models)."""
+
+
+class PublishError(RecsError):
+    """A bundle (or a file beside it) could not be published to a bundle root; nothing new was made visible."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core import errors as core_errors
 from core.errors import RecsError
 from core.errors import SettingsError as CoreSettingsError
 
@@ -61,13 +62,13 @@ class VerificationError(IndexerError):
     """A freshly loaded index did not pass its checks (count, probe queries); it was not made live."""
 
 
-class LockHeldError(IndexerError):
-    """Another indexer run holds the lock."""
+class LockHeldError(IndexerError, core_errors.LockHeldError):
+    """Another indexer run holds the lock (``indexer.locks``, the kernel's ``core.locks``)."""
 
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-class LockLostError(IndexerError):
+class LockLostError(IndexerError, core_errors.LockLostError):
     """This run's lock expired and was taken by another run; it stops before touching the alias."""
 
 
