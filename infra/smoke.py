@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import BundleError, PublishError
+from core.publish import publish_bundle
 from infra.errors import SmokeError
 
 MANIFEST = "manifest.json"
@@ -64,20 +66,14 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
 
 
 def upload_bundle(s3: Any, bucket: str, bundle_dir: Path) -> tuple[str, list[str]]:
-    """Upload the bundle's files, the manifest last; returns the model version and the keys in upload order."""
-    manifest = read_manifest(bundle_dir)
-    version = str(manifest["model_version"])
-    names = sorted(manifest["files"])
-    missing = [name for name in names if not (bundle_dir / name).is_file()]
-    if missing:
-        raise SmokeError(f"{bundle_dir}: the manifest lists files that are missing: {', '.join(missing)}")
-    prefix = f"{BUNDLES_PREFIX}{version}/"
-    uploaded = []
-    for name in [*names, MANIFEST]:
-        key = prefix + name
-        s3.upload_file(str(bundle_dir / name), bucket, key)
-        uploaded.append(key)
-    return version, uploaded
+    """Upload the bundle's files, the manifest last (``core.publish``); returns the model version and the keys in
+    upload order. The same version uploaded again replaces it (a redeploy starts the indexer again)."""
+    read_manifest(bundle_dir)
+    try:
+        published = publish_bundle(bundle_dir, f"s3://{bucket}/{BUNDLES_PREFIX}", overwrite=True, client=s3)
+    except (BundleError, PublishError) as exc:
+        raise SmokeError(str(exc)) from exc
+    return published.model_version, [location.removeprefix(f"s3://{bucket}/") for location in published.written]
 
 
 def api_key_value(apigateway: Any, key_id: str) -> str:
