@@ -46,6 +46,7 @@ def _index_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shards", type=int, help="primary shards (default 1)")
     group.add_argument("--replicas", type=int, help="replicas (default 1)")
     group.add_argument("--bulk-docs", type=int, help="documents per bulk request (default 500)")
+    group.add_argument("--bulk-workers", type=int, help="bulk requests in flight at once (default 4)")
     group.add_argument("--probes", type=int, help="known movies probed after the load (default 3; 0: none)")
 
 
@@ -90,7 +91,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from indexer.settings import IndexerSettings
 
     names = ("bundle", "embedded_store", "opensearch_url", "alias", "redis_url", "lock_wait", "lock_ttl", "keep",
-             "engine", "space_type", "m", "ef_construction", "ef_search", "shards", "replicas", "bulk_docs", "probes")
+             "engine", "space_type", "m", "ef_construction", "ef_search", "shards", "replicas", "bulk_docs",
+             "bulk_workers", "probes")
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "embedded_store", None) and not getattr(args, "opensearch_url", None):
         overrides["opensearch_url"] = ""  # an explicit store beats RECS_OPENSEARCH_URL

@@ -65,7 +65,8 @@ class Indexer:
         s = self.settings
         if s.uses_opensearch:
             return OpenSearchTarget(self.opensearch, alias=s.alias, params=s.index, backoff=self.backoff,
-                                    chunk_docs=s.bulk_docs, chunk_bytes=s.bulk_bytes, url=s.opensearch_url or "")
+                                    chunk_docs=s.bulk_docs, chunk_bytes=s.bulk_bytes, url=s.opensearch_url or "",
+                                    workers=s.bulk_workers)
         return EmbeddedTarget(s.embedded_store, alias=s.alias)
 
     def lock(self, job: str) -> RunLock:

@@ -45,6 +45,8 @@ class IndexerSettings:
     index: IndexParams = field(default_factory=IndexParams)
     bulk_docs: int = setting("RECS_INDEX_BULK_DOCS", default=500)
     bulk_bytes: int = setting("RECS_INDEX_BULK_BYTES", default=5_000_000)
+    bulk_workers: int = setting("RECS_INDEX_BULK_WORKERS", default=4)
+    """Bulk requests in flight at once (threads sharing the client's connection pool of 16)."""
     max_retries: int = setting("RECS_INDEX_MAX_RETRIES", default=6)
     backoff_seconds: float = setting("RECS_INDEX_BACKOFF_SECONDS", default=0.5)
     """First back-off after a 429 or 5xx; doubles on each retry, capped at 30 s."""
@@ -98,6 +100,8 @@ class IndexerSettings:
             (self.keep >= 0, label(self, "keep"), "must be 0 or more"),
             (self.bulk_docs >= 1, label(self, "bulk_docs"), "must be at least 1"),
             (self.bulk_bytes >= 1024, label(self, "bulk_bytes"), "must be at least 1024"),
+            (1 <= self.bulk_workers <= 16, label(self, "bulk_workers"),
+             f"must be within 1..16, not {self.bulk_workers}"),
             (self.max_retries >= 0, label(self, "max_retries"), "must be 0 or more"),
             (self.backoff_seconds >= 0, label(self, "backoff_seconds"), "must be 0 or more"),
             (self.request_timeout > 0, label(self, "request_timeout"), "must be positive"),

@@ -45,6 +45,7 @@ class OpenSearchTarget:
         chunk_docs: int = 500,
         chunk_bytes: int = 5_000_000,
         url: str = "",
+        workers: int = 1,
     ) -> None:
         self.client = client
         self.alias = alias
@@ -53,6 +54,7 @@ class OpenSearchTarget:
         self.chunk_docs = chunk_docs
         self.chunk_bytes = chunk_bytes
         self.url = url
+        self.workers = workers
         self._meta: dict[str, dict[str, Any]] = {}
 
     def describe(self) -> str:
@@ -132,7 +134,7 @@ class OpenSearchTarget:
 
     def _writer(self, on_docs: Callable[[int], None]) -> BulkWriter:
         return BulkWriter(self.client, chunk_docs=self.chunk_docs, chunk_bytes=self.chunk_bytes,
-                          backoff=self.backoff, on_chunk=on_docs)
+                          backoff=self.backoff, on_chunk=on_docs, workers=self.workers)
 
     def load(self, name: str, batches: Iterable[CatalogBatch], on_docs: Callable[[int], None]) -> LoadResult:
         def actions() -> Iterator[BulkAction]:

@@ -161,6 +161,89 @@ def test_documents_round_vectors_and_escape_titles():
     meta, source = (json.loads(line) for line in action.payload.splitlines())
     assert meta == {"index": {"_index": 'we"ird', "_id": "5"}}
     assert source == {"movie_id": 5, "title": 'Quote " and \\ and é', "year": None, "genres": ["A", "B"],
-                      "popularity": 2.5, "embedding": [0.1234568, -0.0, 3.0]}
+                      "popularity": 2.5, "embedding": [0.12345679, -1e-09, 3.0]}
+    # each float32 is written as the shortest text that reads back as that same float32
+    assert np.array_equal(np.asarray(source["embedding"], dtype=np.float32),
+                          np.array([0.123456789, -1e-9, 3.0], dtype=np.float32))
+    assert action.size == len(action.payload.encode()) > len(action.payload)  # the é is two bytes
     with pytest.raises(ValueError, match="2 movies but 1 vectors"):
         list(index_actions("i", [movie, movie], np.zeros((1, 3), dtype=np.float32)))
+
+
+class ConcurrentClient:
+    """Answers by document id (not by call order, which threads make arbitrary) and records concurrency."""
+
+    def __init__(self, refuse=(), throttle_once=(), fail_request_with=None, delay=0.02):
+        import threading
+
+        self.refuse, self.throttled = set(refuse), set(throttle_once)
+        self.fail_request_with = fail_request_with
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.active = self.max_active = self.calls = 0
+        self.sent: list[str] = []
+
+    def bulk(self, body: str, **params):
+        import time
+
+        ids = [json.loads(line)["index"]["_id"] for line in body.splitlines() if line.startswith('{"index"')]
+        with self.lock:
+            self.active += 1
+            self.calls += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            time.sleep(self.delay)
+            if self.fail_request_with is not None and self.fail_request_with in ids:
+                raise TransportError(400, "illegal_argument_exception", "bad request")
+            items = []
+            for doc_id in ids:
+                if doc_id in self.refuse:
+                    items.append({"index": {"_id": doc_id, "status": 400,
+                                            "error": {"type": "mapper_parsing_exception", "reason": "no"}}})
+                elif doc_id in self.throttled:
+                    with self.lock:
+                        self.throttled.discard(doc_id)
+                    items.append({"index": {"_id": doc_id, "status": 429, "error": {"type": "es_rejected"}}})
+                else:
+                    with self.lock:
+                        self.sent.append(doc_id)
+                    items.append({"index": {"_id": doc_id, "status": 201}})
+            return {"items": items}
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_parallel_workers_keep_every_guarantee():
+    refused = {str(i) for i in range(7, 301, 37)}
+    client = ConcurrentClient(refuse=refused, throttle_once={"3", "150", "299"})
+    progress: list[int] = []
+    bulk, sleeps = writer(client, chunk_docs=10, workers=4, on_chunk=progress.append)
+    result = bulk.write(actions(300))
+    assert client.max_active > 1, "requests must overlap"
+    assert sorted(f.doc_id for f in result.failures) == sorted(refused)  # every refused document, by id
+    assert all(f.status == 400 for f in result.failures)
+    assert result.succeeded == 300 - len(refused) and result.retried == 3 and len(sleeps) == 3
+    assert sorted(client.sent, key=int) == [str(i) for i in range(1, 301) if str(i) not in refused]
+    assert sum(progress) == 300
+
+
+def test_parallel_workers_stop_after_max_failures_and_raise_a_failed_request():
+    client = ConcurrentClient(refuse={str(i) for i in range(1, 301)}, delay=0.0)
+    bulk, _ = writer(client, chunk_docs=10, workers=4, max_failures=25)
+    result = bulk.write(actions(300))
+    assert result.stopped_early and 25 <= len(result.failures) < 300
+    assert client.calls < 30, "no chunk is sent once the failures reach the limit (those in flight finish)"
+    bulk, _ = writer(ConcurrentClient(fail_request_with="123"), chunk_docs=10, workers=4)
+    with pytest.raises(IndexerError, match="bulk request of 10 documents failed: HTTP 400"):
+        bulk.write(actions(300))
+
+
+def test_bulk_workers_setting():
+    from indexer.errors import SettingsError
+    from indexer.settings import IndexerSettings
+
+    assert IndexerSettings.from_env(env={}).bulk_workers == 4
+    assert IndexerSettings.from_env(env={"RECS_INDEX_BULK_WORKERS": "2"}).bulk_workers == 2
+    with pytest.raises(SettingsError, match=r"RECS_INDEX_BULK_WORKERS: must be within 1\.\.16"):
+        IndexerSettings.from_env(env={"RECS_INDEX_BULK_WORKERS": "0"})
