@@ -127,7 +127,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(mode: str, bundle: str, url: str, bulk_docs: int) -> dict[str, Any]:
+def child(mode: str, bundle: str, url: str, bulk_docs: int, workers: int = 4) -> dict[str, Any]:
     """One measured run (in its own process)."""
     import io
 
@@ -139,7 +139,8 @@ def child(mode: str, bundle: str, url: str, bulk_docs: int) -> dict[str, Any]:
     from indexer.settings import IndexerSettings
 
     settings = IndexerSettings.from_env({"opensearch_url": url, "alias": "movies", "probes": 0, "replicas": 0,
-                                         "bulk_docs": bulk_docs, "request_timeout": 300.0}, env={})
+                                         "bulk_docs": bulk_docs, "bulk_workers": workers, "request_timeout": 300.0},
+                                        env={})
     indexer = Indexer(settings, Reporter(stream=io.StringIO(), out=io.StringIO(), tty=False))
     if mode == "load":
         indexer.opensearch.info()  # the client exists before the baseline
@@ -158,12 +159,12 @@ def child(mode: str, bundle: str, url: str, bulk_docs: int) -> dict[str, Any]:
         extra = {"index": summary.index}
     seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
     return {"mode": mode, "docs": docs, "seconds": seconds, "cpu_seconds": cpu, "baseline_rss_mb": baseline,
-            "peak_rss_mb": _peak_rss_mb(), **extra}
+            "peak_rss_mb": _peak_rss_mb(), "workers": workers, **extra}
 
 
-def run_child(mode: str, bundle: Path, url: str, bulk_docs: int) -> dict[str, Any]:
+def run_child(mode: str, bundle: Path, url: str, bulk_docs: int, workers: int = 4) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.indexer", "--child", mode, "--bundle", str(bundle), "--url", url,
-               "--bulk-docs", str(bulk_docs)]
+               "--bulk-docs", str(bulk_docs), "--bulk-workers", str(workers)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-4000:]}")
@@ -254,6 +255,7 @@ def _row(n: int, server: str, load: dict[str, Any], encode: dict[str, Any]) -> d
     return {
         "movies": n,
         "server": server,
+        "workers": load.get("workers"),
         "docs_per_s": round(load["docs"] / load["seconds"], 1),
         "seconds": round(load["seconds"], 2),
         "client_cpu_ms_per_1k_docs": round(1000 * load["cpu_seconds"] / n * 1000, 2),
@@ -273,18 +275,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="largest catalog also loaded into osmem itself (~23 KB of its memory per movie)")
     parser.add_argument("--dimension", type=int, default=64)
     parser.add_argument("--bulk-docs", type=int, default=500)
+    parser.add_argument("--bulk-workers", default="1,4",
+                        help="bulk requests in flight (RECS_INDEX_BULK_WORKERS), comma-separated: each is measured "
+                        "into the sink (1 = one request at a time, as before the setting existed)")
     parser.add_argument("--workdir", help="where bundles are written (default: a temp dir, removed after)")
     parser.add_argument("--child", choices=("encode", "load"), help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.bundle, args.url or "", args.bulk_docs)))
+        print(json.dumps(child(args.child, args.bundle, args.url or "", args.bulk_docs,
+                               int(str(args.bulk_workers).split(",")[-1]))))
         return
 
     from osmem_server import OsmemServer
 
     sizes = [20_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    workers = [int(w) for w in str(args.bulk_workers).split(",") if w.strip()]
     osmem_max = 20_000 if args.quick else args.osmem_max
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-indexer-", dir=args.workdir) as tmp, \
@@ -295,26 +302,28 @@ def main(argv: list[str] | None = None) -> None:
             write_streamed_bundle(bundle, n, args.dimension)
             print(f"  wrote a {n:,}-movie bundle in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             encode = run_child("encode", bundle, "", args.bulk_docs)
-            with server.clone() as clone, BulkSink(clone.url) as sink:
-                rows.append(_row(n, "sink", run_child("load", bundle, sink.url, args.bulk_docs), encode))
-            print(f"  {n:,} into the sink: {rows[-1]['docs_per_s']:,.0f} docs/s", file=sys.stderr)
+            for w in workers:
+                with server.clone() as clone, BulkSink(clone.url) as sink:
+                    rows.append(_row(n, "sink", run_child("load", bundle, sink.url, args.bulk_docs, w), encode))
+                print(f"  {n:,} into the sink, {w} worker(s): {rows[-1]['docs_per_s']:,.0f} docs/s", file=sys.stderr)
             if n <= osmem_max:
                 with server.clone() as clone:
-                    rows.append(_row(n, "osmem", run_child("load", bundle, clone.url, args.bulk_docs), encode))
+                    rows.append(_row(n, "osmem", run_child("load", bundle, clone.url, args.bulk_docs, workers[-1]),
+                                     encode))
                 print(f"  {n:,} into osmem: {rows[-1]['docs_per_s']:,.0f} docs/s", file=sys.stderr)
             for path in bundle.iterdir():
                 path.unlink()
 
-    header = ("movies", "server", "docs/s", "wall s", "CPU ms/1k docs", "encode CPU ms/1k", "peak RSS MB",
-              "RSS growth MB")
+    header = ("movies", "server", "workers", "docs/s", "wall s", "CPU ms/1k docs", "encode CPU ms/1k",
+              "peak RSS MB", "RSS growth MB")
     print("Indexer full rebuild (one process per run; probes off; sink = osmem with bulk loads absorbed)")
     print("  ".join(f"{h:>16}" for h in header))
     for r in rows:
-        cells = (f"{r['movies']:,}", r["server"], f"{r['docs_per_s']:,.0f}", f"{r['seconds']:.1f}",
+        cells = (f"{r['movies']:,}", r["server"], str(r["workers"]), f"{r['docs_per_s']:,.0f}", f"{r['seconds']:.1f}",
                  f"{r['client_cpu_ms_per_1k_docs']:.1f}", f"{r['encode_cpu_ms_per_1k_docs']:.1f}",
                  f"{r['peak_rss_mb']:.0f}", f"{r['rss_growth_mb']:.0f}")
         print("  ".join(f"{c:>16}" for c in cells))
-    sink_rows = [r for r in rows if r["server"] == "sink"]
+    sink_rows = [r for r in rows if r["server"] == "sink" and r["workers"] == workers[-1]]
     small, large = sink_rows[0], sink_rows[-1]
     ratios = {
         "catalog": large["movies"] / small["movies"],
@@ -324,6 +333,11 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"sink, largest/smallest catalog (x{ratios['catalog']:.0f}): peak RSS x{ratios['peak_rss']:.2f}, "
           f"client CPU per 1k docs x{ratios['cpu_per_1k_docs']:.2f}")
+    if len(workers) > 1:
+        one = {r["movies"]: r for r in rows if r["server"] == "sink" and r["workers"] == workers[0]}
+        ratios["docs_per_s_workers_over_one"] = round(large["docs_per_s"] / one[large["movies"]]["docs_per_s"], 2)
+        print(f"sink, {large['movies']:,} movies: {large['docs_per_s']:,.0f} docs/s with {workers[-1]} workers, "
+              f"{one[large['movies']]['docs_per_s']:,.0f} with {workers[0]} (x{ratios['docs_per_s_workers_over_one']})")
     osmem_rows = [r for r in rows if r["server"] == "osmem"]
     if osmem_rows:
         best = osmem_rows[-1]
@@ -331,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         ratios["osmem_over_sink_seconds"] = round(best["seconds"] / same["seconds"], 2)
         print(f"osmem, {best['movies']:,} movies: {best['docs_per_s']:,.0f} docs/s, "
               f"{ratios['osmem_over_sink_seconds']:.1f}x the sink's wall time (the server is the bottleneck)")
-    result = {"benchmark": "indexer", "dimension": args.dimension, "bulk_docs": args.bulk_docs,
+    result = {"benchmark": "indexer", "dimension": args.dimension, "bulk_docs": args.bulk_docs, "workers": workers,
               "python": sys.version.split()[0], "cpus": os.cpu_count(), "runs": rows, "ratios": ratios}
     print(json.dumps(result))
 
