@@ -77,11 +77,12 @@ SHAPES = {
                   train_args=("--epochs", "3")),
     "1m": Shape("1m", 6_040, 3_706, 1_000_209, "dat", half_stars=False, popularity_sigma=1.8,
                 train_args=("--epochs", "3")),
-    "10m": Shape("10m", 69_878, 10_681, 10_000_054, "dat", train_args=("--epochs", "2")),
+    "10m": Shape("10m", 69_878, 10_681, 10_000_054, "dat",
+                 train_args=("--epochs", "2", "--max-examples-per-user", "30")),
     "20m": Shape("20m", 138_493, 27_278, 20_000_263, "csv", train_args=("--epochs", "2")),
     "25m": Shape("25m", 162_541, 62_423, 25_000_095, "csv", train_args=("--epochs", "2")),
     "32m": Shape("32m", 200_948, 87_585, 32_000_204, "csv",
-                 train_args=("--epochs", "2", "--max-examples-per-user", "50")),
+                 train_args=("--epochs", "2", "--max-examples-per-user", "30")),
 }
 
 
@@ -418,7 +419,7 @@ def measure_shape(shape: Shape, work: Path, seed: int, xla_side_by_side: bool, q
     row["sample"] = summary.get("sample")
     _say(f"  {shape.name}: trained and evaluated in {wall:.0f} s, peak {row['train']['peak_rss_mib']:.0f} MiB")
     if xla_side_by_side:
-        epochs = ["--epochs", "2"]
+        epochs = ["--epochs", "2", "--max-examples-per-user", "40"]  # per-step timing; short epochs
         pairs: dict[str, Any] = {}
         for label, flags in (("xla_on", []), ("xla_off", ["--no-jit"])):
             out_dir = work / f"bundle-{shape.name}-{label}"
@@ -519,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep data and bundles here (reused); default: a temp dir")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where scale.png goes")
     parser.add_argument("--no-index", action="store_true", help="skip the indexing stage")
+    parser.add_argument("--fresh", action="store_true",
+                        help="measure every shape again (default: a shape measured earlier in --workdir is reused, "
+                        "so the curve can be built one shape at a time)")
     parser.add_argument("--no-xla-comparison", action="store_true")
     args = parser.parse_args(argv)
     names = ["100k"] if args.quick else [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -538,10 +542,17 @@ def main(argv: list[str] | None = None) -> int:
 
                 server = OsmemServer.start(japanese=False).__enter__()
                 sink = BulkSink(server.url).__enter__()
-            for i, shape in enumerate(shapes):
+            for shape in shapes:
                 _say(f"== {shape.name}: {shape.ratings:,} ratings, {shape.users:,} users, {shape.movies:,} movies")
-                rows.append(measure_shape(shape, work, args.seed, i == 0 and not args.no_xla_comparison,
+                saved = work / f"row-{shape.name}-{args.seed}{'-quick' if args.quick else ''}.json"
+                if saved.exists() and not args.fresh:  # measured by an earlier run with this --workdir
+                    rows.append(json.loads(saved.read_text()))
+                    _say(f"  {shape.name}: measured earlier ({saved})")
+                    continue
+                side_by_side = shape.ratings <= 1_100_000 and not args.no_xla_comparison  # the small shapes
+                rows.append(measure_shape(shape, work, args.seed, side_by_side,
                                           args.quick, sink.url if sink else None))
+                saved.write_text(json.dumps(rows[-1]))
         finally:
             if sink is not None:
                 sink.__exit__(None, None, None)
