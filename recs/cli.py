@@ -16,6 +16,7 @@ from core.errors import CommandError
 
 COMMAND_MODULES = (
     "training.cli",  # recs train, recs evaluate
+    "recs.retrain",  # recs retrain (training.retrain, then the indexer on a local bundle root)
     "indexer.cli",  # recs index ...
     "recs.local.cli",  # recs serve
     "infra.cli",  # recs package lambda, recs deploy, recs deploy preflight
