@@ -242,3 +242,15 @@ def test_s3_data_and_root_publish_manifest_last_and_notify(world: Path, monkeypa
                           ["Body"].read())["not_published_streak"] == 1
         unchanged = Retrainer(s, trainer=trainer(+50.0), log=quiet, s3=s3, sns=sns).run()
         assert unchanged.decision == "unchanged" and len(sns.messages) == 2  # nothing to report
+
+
+def test_recs_up_serves_the_bundle_root_once_a_retrain_published_the_live_model(world: Path, capsys) -> None:
+    from recs.cli import main as recs_main
+
+    first = Retrainer(settings(world), trainer=trainer(+50.0), log=quiet).run()
+    index(world / "index", first.location)
+    # no artifacts/bundle at all: without the root it would train; with it, it serves the root and does nothing else
+    code = recs_main(["up", "--no-serve", "--bundle", str(world / "missing"), "--store", str(world / "index"),
+                      "--bundles", str(world / "bundles")])
+    assert code == 0
+    assert f"serves {first.model_version}, published by `recs retrain`" in capsys.readouterr().out
