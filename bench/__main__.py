@@ -2,7 +2,8 @@
 
 Runs, each as its own process and one after the other (never two at once: they would measure each
 other), ``bench.training``, ``bench.cold_start``, ``bench.latency``, ``bench.indexer``,
-``bench.scaling`` and ``bench.load``; keeps each one's output (``bench/results/<name>.txt``) and the
+``bench.scaling``, ``bench.load`` and ``bench.scale`` (the 1m shape; ``python -m bench.scale --shapes
+1m,10m,32m`` for the whole cost curve); keeps each one's output (``bench/results/<name>.txt``) and the
 JSON object of its last line (``bench/results/<name>.json``), then writes
 
 * ``bench/results/summary.json``: the machine, the commit, and per benchmark its status, wall time,
@@ -70,6 +71,10 @@ BENCHMARKS = (
     Benchmark("load", (), ("--quick",),
               "`recs serve` over real HTTP on loopback: concurrent clients for a bounded time, "
               "mostly-hit and all-miss mixes, in-process and Redis caches", writes_charts=True),
+    Benchmark("scale", ("--shapes", "1m"), ("--quick",),
+              "`recs train` and a full index rebuild on a synthetic MovieLens-1M-shaped data set: wall time and "
+              "peak memory of each stage, XLA on and off side by side (`--shapes 1m,10m,32m` for the cost curve)",
+              writes_charts=True),
 )
 
 
@@ -312,13 +317,67 @@ def load_view(r: dict[str, Any]) -> tuple[dict[str, Any], list[Table]]:
     return headline, [(["cache", "mix", "req/s", "p50", "p95", "p99", "errors", "hit ratio", "requests"], rows)]
 
 
+def scale_view(r: dict[str, Any]) -> tuple[dict[str, Any], list[Table]]:
+    rows = []
+    for shape in r.get("shapes") or []:
+        train = shape.get("train") or {}
+        stages = train.get("stages") or {}
+        rows.append([str(shape.get("shape")), _fmt(shape.get("ratings")), "generate",
+                     _fmt(_get(shape, "generate", "seconds"), 1, " s"), _fmt(_get(shape, "generate", "peak_rss_mib"), 0,
+                                                                              " MiB"), shape.get("layout") or ""])
+        for name in ("load", "examples", "training", "evaluation", "export"):
+            st = stages.get(name)
+            if not st:
+                continue
+            note = ""
+            if name == "examples":
+                note = f"{_fmt(train.get('examples'))} examples"
+            elif name == "training":
+                eps = train.get("epoch_seconds") or []
+                note = (f"{_fmt(train.get('epochs_run'))} epochs, {_fmt(sum(eps) / len(eps), 0, ' s')}/epoch"
+                        if eps else "")
+            elif name == "evaluation":
+                note = f"served Recall@10 {_fmt(_get(shape, 'metrics', 'two-tower (served)', 'recall@10'), 4)}"
+            rows.append([str(shape.get("shape")), _fmt(shape.get("ratings")), name, _fmt(st.get("seconds"), 1, " s"),
+                         _fmt(st.get("peak_rss_mib"), 0, " MiB"), note])
+        rows.append([str(shape.get("shape")), _fmt(shape.get("ratings")), "recs train (whole run)",
+                     _fmt(train.get("seconds"), 1, " s"), _fmt(train.get("peak_rss_mib"), 0, " MiB"),
+                     " ".join(train.get("args") or [])])
+        index = shape.get("index")
+        if index:
+            rows.append([str(shape.get("shape")), _fmt(shape.get("ratings")), "index rebuild (bulk sink)",
+                         _fmt(index.get("seconds"), 1, " s"), _fmt(index.get("peak_rss_mib"), 0, " MiB"),
+                         f"{_fmt(index.get('docs_per_s'), 0)} docs/s"])
+    shapes = r.get("shapes") or []
+    largest = shapes[-1] if shapes else {}
+    xla = next((s.get("xla") for s in shapes if s.get("xla")), None) or {}
+    headline = {
+        "largest_shape": largest.get("shape"),
+        "largest_train_seconds": _get(largest, "train", "seconds"),
+        "largest_peak_rss_mib": _get(largest, "train", "peak_rss_mib"),
+        "xla_speedup": xla.get("speedup_after_first_epoch"),
+        "peak_rss_ratio": _get(r, "ratios", "peak_rss"),
+        "ratings_ratio": _get(r, "ratios", "ratings"),
+    }
+    tables: list[Table] = [(["shape", "ratings", "stage", "wall", "peak RSS", "notes"], rows)]
+    notes = [[k.replace("_", " "), _fmt(v, 2)] for k, v in (r.get("ratios") or {}).items()
+             if isinstance(v, int | float)]
+    if xla:
+        notes.append(["seconds per epoch with XLA / without", f"{xla.get('xla_on', {}).get('epoch_seconds')} / "
+                      f"{xla.get('xla_off', {}).get('epoch_seconds')}"])
+        notes.append(["XLA speed-up (epochs after the first)", _fmt(xla.get("speedup_after_first_epoch"), 2, "x")])
+    if notes:
+        tables.append((["growth, largest / smallest shape", "ratio"], notes))
+    return headline, tables
+
+
 VIEWS: dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], list[Table]]]] = {
     "training": training_view, "cold_start": cold_start_view, "latency": latency_view,
-    "indexer": indexer_view, "scaling": scaling_view, "load": load_view,
+    "indexer": indexer_view, "scaling": scaling_view, "load": load_view, "scale": scale_view,
 }
 TITLES = {"training": "Training", "cold_start": "Cold start", "latency": "Warm latency (handler, in process)",
           "indexer": "Indexer full rebuild", "scaling": "Predictive scaling (simulation)",
-          "load": "Load over HTTP"}
+          "load": "Load over HTTP", "scale": "Data size: the cost curve"}
 
 
 def headline_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
@@ -357,6 +416,12 @@ def headline_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
                  f"target tracking at {_fmt(100 * (s.get(f'{t}_gb_seconds_vs_static') or 0), 0)}% of static "
                  "provisioning's GB-s" for t in traces]
         out.append(f"**Predictive scaling** (simulated week): {'; '.join(parts)}.")
+    if "scale" in h:
+        sc = h["scale"]
+        xla = f"; XLA {_fmt(sc.get('xla_speedup'), 2)}x faster per epoch" if sc.get("xla_speedup") else ""
+        out.append(f"**Data size** (synthetic {sc.get('largest_shape')}-shaped MovieLens): `recs train` "
+                   f"{_fmt(sc.get('largest_train_seconds'), 0, ' s')} wall, peak "
+                   f"{_fmt(sc.get('largest_peak_rss_mib'), 0, ' MiB')}{xla}.")
     if "load" in h:
         ld = h["load"]
         parts = [f"{cache} cache {mix} {_fmt(ld.get(f'{cache}_{mix}_rps'), 0)} req/s (p99 "

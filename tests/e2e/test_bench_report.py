@@ -34,6 +34,17 @@ RESULTS: dict[str, dict[str, Any]] = {
     "load": {"errors": 0, "results": {"memory": {"mostly-hits": {
         "requests_per_second": 1590.0, "p50_ms": 4.4, "p95_ms": 10.7, "p99_ms": 14.9, "errors": 0,
         "cache_hit_ratio": 0.952, "requests": 4777}}}},
+    "scale": {"shapes": [{"shape": "1m", "ratings": 1_000_209, "layout": "dat",
+                          "generate": {"seconds": 15.0, "peak_rss_mib": 400.0},
+                          "train": {"seconds": 300.0, "peak_rss_mib": 1400.0, "examples": 800_000, "epochs_run": 3,
+                                    "epoch_seconds": [90.0, 80.0, 80.0], "args": ["--epochs", "3"],
+                                    "stages": {"load": {"seconds": 2.5, "peak_rss_mib": 300.0},
+                                               "training": {"seconds": 250.0, "peak_rss_mib": 1400.0}}},
+                          "metrics": {"two-tower (served)": {"recall@10": 0.0712}},
+                          "index": {"seconds": 0.4, "peak_rss_mib": 70.0, "docs_per_s": 9000.0},
+                          "xla": {"xla_on": {"epoch_seconds": [30.0, 20.0]}, "xla_off": {"epoch_seconds": [31.0, 29.0]},
+                                  "speedup_after_first_epoch": 1.45}}],
+              "ratios": None},
 }
 
 
@@ -63,6 +74,8 @@ def test_the_report_has_the_machine_the_headlines_and_a_table_per_benchmark() ->
     assert "231 ms median" in report and "12.8x" in report  # cold start headline
     assert "0.000027%" in report  # a tiny share stays visible
     assert "| memory | mostly-hits | 1,590 | 4.40 ms |" in report
+    assert "| 1m | 1,000,209 | training | 250.0 s | 1,400 MiB | 3 epochs, 83 s/epoch |" in report
+    assert "XLA 1.45x faster per epoch" in report
     assert "![load.png](results/load.png)" in report
     assert "Quick pass" not in report
 
