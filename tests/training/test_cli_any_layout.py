@@ -45,6 +45,11 @@ def test_train_then_evaluate_on_the_100k_layout(tmp_path: Path, capsys: pytest.C
         assert (tmp_path / "report" / name).stat().st_size > 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["metrics"]["EASE"]["recall@10"] == summary["metrics"]["EASE"]["recall@10"]
+    # the step really compiled with XLA (Keras falls back silently, with a warning, under op determinism)
+    assert manifest["training"]["xla"] is True and manifest["training"]["op_determinism"] is False
+    assert set(manifest["training"]["stages"]) == {"load", "examples", "training", "evaluation"}
+    assert len(manifest["training"]["history"]["epoch_seconds"]) == 2
+    assert summary["users"]["EASE"] == summary["users"]["two-tower (served)"] and summary["sample"] is None
 
     code = main(["evaluate", "--data", str(data), "--bundle", str(bundle), "--json"])
     assert code == 0

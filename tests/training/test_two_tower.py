@@ -31,7 +31,9 @@ def sample():
 @pytest.fixture(scope="module")
 def trained(sample) -> TrainedModel:
     data, split = sample
-    return train_two_tower(data, split, TrainConfig(epochs=3, patience=3), progress=False, log=lambda m: None)
+    # XLA off here (its compilation is most of a 3-epoch run); tests/training/test_cli_any_layout.py trains with it
+    return train_two_tower(data, split, TrainConfig(epochs=3, patience=3, jit_compile=False), progress=False,
+                           log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
