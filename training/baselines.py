@@ -58,7 +58,8 @@ def _top_items(x: sp.csr_matrix, max_items: int) -> np.ndarray:
 class Gram:
     """``X^T X`` over the ``max_items`` most popular columns, dense float32 (counts below 2^24 are exact)."""
 
-    def __init__(self, x: sp.csr_matrix, max_items: int = DEFAULT_MAX_ITEMS, block: int = GRAM_BLOCK) -> None:
+    def __init__(self, x: sp.csr_matrix, max_items: int = DEFAULT_MAX_ITEMS, block: int = GRAM_BLOCK,
+                 progress: bool = False) -> None:
         self.n_items = x.shape[1]
         self.items = _top_items(x, max_items)
         xi = x[:, self.items].astype(np.float32)
@@ -67,13 +68,18 @@ class Gram:
         xc = xi.tocsc()
         n = self.items.shape[0]
         self.matrix = np.empty((n, n), dtype=np.float32)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc=f"co-occurrences of {n:,} movies", unit="movie", leave=False)
         for start in range(0, n, block):
             stop = min(n, start + block)
             self.matrix[:, start:stop] = (xt @ xc[:, start:stop]).toarray()
-
-    @classmethod
-    def shared(cls, x: sp.csr_matrix, max_items: int = DEFAULT_MAX_ITEMS) -> Gram:
-        return cls(x, max_items)
+            if bar is not None:
+                bar.update(stop - start)
+        if bar is not None:
+            bar.close()
 
 
 class _ItemItem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -111,17 +112,18 @@ def evaluate_all(
             means, half = summarize(per_user, np.searchsorted(everyone, sample_rows))
             sample["served"] = {"metrics": means, "ci95": half}
     gram: Gram | None = None
+    bars = progress if progress is not None else sys.stderr.isatty()
     for name in baselines:
         started = time.perf_counter()
         if name == "popularity":
             model: Popularity | ItemKNN | EASE = Popularity(data.history)
         elif name == "item-kNN":
             if gram is None:
-                gram = Gram(data.history, baseline_items)
+                gram = Gram(data.history, baseline_items, progress=bars)
             model = ItemKNN(gram=gram)
         elif name == "EASE":
             if gram is None:
-                gram = Gram(data.history, baseline_items)
+                gram = Gram(data.history, baseline_items, progress=bars)
             model = EASE(gram=gram, lam=ease_lambda, consume=True)
             gram = None
         else:
