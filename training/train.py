@@ -222,7 +222,7 @@ def train_two_tower(
 
         callbacks.append(TqdmCallback(cfg.epochs, steps))
     with stage("training"):
-        model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
+        model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0, shuffle=False)  # shuffled per epoch
     model.set_weights(best["weights"])
     log(f"best epoch {best['epoch']} (validation recall@10 {best['score']:.4f})")
 
