@@ -41,6 +41,24 @@ ECR_IMAGE_RE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repository>[a-z0-9._/-]+):(?P<tag>[\w.-]+)$"
 )
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SCHEDULE_RE = re.compile(r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(\S+( \S+){5}\))$")
+FARGATE_MEMORY_MIB: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+"""Fargate's task CPU and memory combinations (Amazon ECS Developer Guide, "Task CPU and memory" for Fargate)."""
+
+
+def fargate_memory_text(cpu: int) -> str:
+    sizes = FARGATE_MEMORY_MIB[cpu]
+    if len(sizes) <= 4:
+        return ", ".join(map(str, sizes))
+    return f"{sizes[0]} to {sizes[-1]} in steps of {sizes[1] - sizes[0]}"
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,24 @@ class InfraSettings:
     indexer_image_uri: str | None = setting("indexerImageUri", default=None)
     """A prebuilt indexer image in ECR (``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``, built from
     ``indexer/Dockerfile`` for ``indexerArchitecture``) instead of building one at deploy: no Docker needed then."""
+
+    # --- retraining (Fargate)
+    retrain_cpu: int = setting("retrainCpu", default=1024)
+    """vCPU units of the retraining task; the default trains the bundled sample (ml-latest-small) in minutes. For
+    ml-32m docs/operations.md ("Retraining") documents 8192 with 32768 MiB."""
+    retrain_memory_mib: int = setting("retrainMemoryMiB", default=4096)
+    """Memory of the retraining task, a Fargate combination with ``retrainCpu``."""
+    retrain_schedule: str | None = setting("retrainSchedule", default=None)
+    """An EventBridge schedule expression (``rate(7 days)``, ``cron(0 3 ? * SUN *)``, UTC) that runs the retraining
+    task; unset (the default): no schedule, only uploads under ``ratings/`` (and a manual run) retrain."""
+    retrain_image_uri: str | None = setting("retrainImageUri", default=None)
+    """A prebuilt retraining image in ECR (built from ``training/Dockerfile`` for x86_64) instead of a Docker build
+    at deploy, like ``indexerImageUri``."""
+    retrain_tolerance: float = setting("retrainTolerance", default=0.005)
+    """The gate's tolerance (``RECS_RETRAIN_TOLERANCE``): how much lower the new model's Recall@10 and NDCG@10 may
+    be than the live model's."""
+    retrain_alarm_after: int = setting("retrainAlarmAfter", default=3)
+    """Alarm when this many retraining runs in a row ended held back or failed (the report's streak)."""
 
     # --- recommender (Lambda)
     model_version: str | None = setting("modelVersion", default=None)
@@ -217,6 +253,18 @@ class InfraSettings:
         check(self.indexer_image_uri is None or bool(ECR_IMAGE_RE.match(self.indexer_image_uri)), "indexer_image_uri",
               "an ECR image, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> (the task pulls it through "
               "the VPC's ECR endpoints)")
+        check(self.retrain_cpu in FARGATE_MEMORY_MIB, "retrain_cpu",
+              f"a Fargate CPU size: {', '.join(map(str, FARGATE_MEMORY_MIB))}")
+        if self.retrain_cpu in FARGATE_MEMORY_MIB:
+            check(self.retrain_memory_mib in FARGATE_MEMORY_MIB[self.retrain_cpu], "retrain_memory_mib",
+                  f"a Fargate memory size for {self.retrain_cpu} CPU units: {fargate_memory_text(self.retrain_cpu)}")
+        check(self.retrain_schedule is None or bool(_SCHEDULE_RE.match(self.retrain_schedule)), "retrain_schedule",
+              "an EventBridge schedule expression: rate(N minutes|hours|days) or cron(minutes hours day month weekday "
+              "year)")
+        check(self.retrain_image_uri is None or bool(ECR_IMAGE_RE.match(self.retrain_image_uri)), "retrain_image_uri",
+              "an ECR image, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>")
+        check(0 <= self.retrain_tolerance < 1, "retrain_tolerance", "between 0 and 1 (absolute Recall@10 / NDCG@10)")
+        check(1 <= self.retrain_alarm_after <= 100, "retrain_alarm_after", "between 1 and 100 runs")
         check(self.model_version is None or bool(_MODEL_VERSION_RE.match(self.model_version)), "model_version",
               "letters, digits, '.', '_' or '-' (the folder name under bundles/)")
         check(self.lambda_architecture in LAMBDA_ARCHITECTURES, "lambda_architecture", "arm64 or x86_64")

@@ -1,4 +1,4 @@
-"""The identities of the data tier's two clients: the recommender function and the indexer task.
+"""The identities of the data tier's clients: the recommender function, the indexer task and the retraining task.
 
 Each client is a role plus a security group, both created in the data stack, so the data tier's
 resources can name exactly who may reach them (security-group ingress, the OpenSearch access
@@ -74,3 +74,8 @@ def recommender_opensearch_grants(alias: str) -> list[OpenSearchGrant]:
 
 INDEXER_OPENSEARCH_GRANTS = [OpenSearchGrant((*READ_ACTIONS, "es:ESHttpPost", *WRITE_ACTIONS), ("*",))]
 """Creates and deletes indices, bulk-loads, swaps the alias."""
+
+
+RETRAIN_OPENSEARCH_GRANTS = [OpenSearchGrant(READ_ACTIONS, ("*",))]
+"""Reads only: the alias and the live index's ``_meta.model_version`` (GET ``_alias/<alias>``, ``<index>/_mapping``);
+its lock is in Redis."""

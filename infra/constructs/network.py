@@ -15,10 +15,11 @@ class Network(Construct):
     """A VPC with a fixed number of AZs (no lookups), a flow log of rejected traffic, and endpoints.
 
     With ``natGateways`` 0 (the default) the subnets are isolated: nothing in them reaches the
-    internet. S3 is reached through a gateway endpoint (free) and ECR, CloudWatch Logs and Secrets
-    Manager through interface endpoints, which is what the Fargate indexer (image pull, logs, the
-    Redis auth token) and the Lambda (the auth token) need. Interface endpoints are billed per
-    ENI-hour, so by default they sit in one AZ (``endpointAzs``); the other AZ reaches them across.
+    internet. S3 is reached through a gateway endpoint (free) and ECR, CloudWatch Logs, Secrets
+    Manager and SNS through interface endpoints, which is what the Fargate tasks (image pull, logs, the
+    Redis auth token; the retraining report to the alarm topic) and the Lambda (the auth token) need.
+    Interface endpoints are billed per ENI-hour, so by default they sit in one AZ (``endpointAzs``); the
+    other AZ reaches them across.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings) -> None:
@@ -67,6 +68,7 @@ class Network(Construct):
                 ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
                 ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
                 ("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
+                ("Sns", ec2.InterfaceVpcEndpointAwsService.SNS),
             ):
                 self.vpc.add_interface_endpoint(
                     name,

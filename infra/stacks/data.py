@@ -1,4 +1,4 @@
-"""The data/indexing tier: VPC, OpenSearch, Redis, the bundle bucket and the indexer task."""
+"""The data/indexing tier: VPC, OpenSearch, Redis, the bundle bucket, the indexer task and the retraining task."""
 
 from __future__ import annotations
 
@@ -12,17 +12,24 @@ from constructs import Construct
 from infra.config import REPO_ROOT, InfraSettings
 from infra.constructs.bundle_bucket import BUNDLES_PREFIX, DELTAS_PREFIX, BundleBucket
 from infra.constructs.cache import RedisCache
-from infra.constructs.clients import INDEXER_OPENSEARCH_GRANTS, ClientIdentity, recommender_opensearch_grants
+from infra.constructs.clients import (
+    INDEXER_OPENSEARCH_GRANTS,
+    RETRAIN_OPENSEARCH_GRANTS,
+    ClientIdentity,
+    recommender_opensearch_grants,
+)
 from infra.constructs.indexer import IndexerTask
 from infra.constructs.monitoring import AlertTopic
 from infra.constructs.network import Network
+from infra.constructs.retrain import RetrainTask
 from infra.constructs.vector_store import VectorStore
 from infra.nag import acknowledge, ref
 
 
 class DataStack(Stack):
-    """Everything that holds state, plus the identities (role and security group) of its two
-    clients, so that only they are admitted. Deployed first; the serving stack reads its outputs."""
+    """Everything that holds state, the jobs that change it (indexer, retraining), and the identities (role and
+    security group) of its three clients, so that only they are admitted. Deployed first; the serving stack reads
+    its outputs."""
 
     def __init__(
         self,
@@ -36,7 +43,7 @@ class DataStack(Stack):
         super().__init__(
             scope,
             construct_id,
-            description="Movie recommender: data and indexing tier (VPC, OpenSearch, Redis, bundle bucket, indexer)",
+            description="Movie recommender: data tier (VPC, OpenSearch, Redis, bundle bucket, indexer, retraining)",
             **kwargs,
         )
         self.settings = settings
@@ -60,7 +67,15 @@ class DataStack(Stack):
             description="indexer task",
             opensearch_grants=INDEXER_OPENSEARCH_GRANTS,
         )
-        clients = [self.recommender_identity, self.indexer_identity]
+        self.retrain_identity = ClientIdentity(
+            self,
+            "RetrainIdentity",
+            vpc=self.network.vpc,
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="retraining task",
+            opensearch_grants=RETRAIN_OPENSEARCH_GRANTS,
+        )
+        clients = [self.recommender_identity, self.indexer_identity, self.retrain_identity]
         for client in clients:
             self.network.admit_to_endpoints(client.security_group, f"AWS APIs from the {client.description}")
         self.vector_store = VectorStore(
@@ -91,6 +106,19 @@ class DataStack(Stack):
             build_context=build_context,
         )
 
+        self.retrain = RetrainTask(
+            self,
+            "Retrain",
+            settings=settings,
+            network=self.network,
+            bucket=self.bundles,
+            identity=self.retrain_identity,
+            # the live model from the OpenSearch alias, the lock in Redis (its token from Secrets Manager)
+            environment=self.client_environment(),
+            alert_topic=self.alerts.topic,
+            build_context=build_context,
+        )
+
         CfnOutput(self, "BundleBucketName", value=self.bundles.bucket_name,
                   description="Upload bundles to bundles/<model_version>/ (manifest.json last) and deltas to deltas/")
         CfnOutput(self, "OpenSearchEndpoint", value=self.vector_store.url)
@@ -98,6 +126,10 @@ class DataStack(Stack):
         CfnOutput(self, "IndexerLogGroup", value=self.indexer.log_group.log_group_name)
         CfnOutput(self, "IndexerCluster", value=self.indexer.cluster.cluster_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alerts.topic.topic_arn)
+        CfnOutput(self, "RetrainCluster", value=self.retrain.cluster.cluster_name)
+        CfnOutput(self, "RetrainTaskDefinition", value=self.retrain.task_definition.task_definition_arn,
+                  description="aws ecs run-task --cluster <RetrainCluster> --task-definition <this> ... runs a retrain")
+        CfnOutput(self, "RetrainLogGroup", value=self.retrain.log_group.log_group_name)
 
     def client_environment(self) -> dict[str, str]:
         """The ``RECS_*`` variables both clients share (docs/architecture.md, Configuration)."""

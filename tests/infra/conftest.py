@@ -43,6 +43,11 @@ VARIANT = {
     "opensearchServiceLinkedRole": "existing",
     "opensearchInstanceType": "m6g.large.search",
     "opensearchVolumeGiB": 100,
+    "retrainSchedule": "cron(0 3 ? * SUN *)",
+    "retrainCpu": 8192,
+    "retrainMemoryMiB": 32768,
+    "retrainAlarmAfter": 2,
+    "retrainImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/recs-retrain:v1",
 }
 """Every switch flipped away from its default: the second app the tests synthesize (the default app has
 no ``modelVersion``: its function follows the live index's model from the bundle root). Its cold-start strategy is

@@ -27,19 +27,28 @@ def _source_groups(rules: list[dict[str, Any]]) -> set[str]:
     return {r["SourceSecurityGroupId"]["Fn::GetAtt"][0] for r in rules}
 
 
-def test_only_the_recommender_and_the_indexer_reach_redis_and_opensearch(data: dict[str, Any]) -> None:
+def _indexer_task(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The indexer's task definition (the data stack also holds the retraining task's)."""
+    found = [(k, v) for k, v in resources(data, "AWS::ECS::TaskDefinition").items()
+             if [c["Name"] for c in v["Properties"]["ContainerDefinitions"]] == ["indexer"]]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_only_the_recommender_the_indexer_and_the_retrainer_reach_redis_and_opensearch(data: dict[str, Any]) -> None:
     recommender = find_by_description(data, "AWS::EC2::SecurityGroup", "recommender function")
     indexer = find_by_description(data, "AWS::EC2::SecurityGroup", "indexer task")
+    retrainer = find_by_description(data, "AWS::EC2::SecurityGroup", "retraining task")
     redis = find_by_description(data, "AWS::EC2::SecurityGroup", "Redis: TLS")
     domain = find_by_description(data, "AWS::EC2::SecurityGroup", "OpenSearch domain: HTTPS")
 
     redis_rules = _ingress_rules(data, redis)
-    assert _source_groups(redis_rules) == {recommender, indexer}
+    assert _source_groups(redis_rules) == {recommender, indexer, retrainer}
     assert {(r["FromPort"], r["ToPort"]) for r in redis_rules} == {(6380, 6380)}
     assert all("CidrIp" not in r and "CidrIpv6" not in r for r in redis_rules)
 
     domain_rules = _ingress_rules(data, domain)
-    assert _source_groups(domain_rules) == {recommender, indexer}
+    assert _source_groups(domain_rules) == {recommender, indexer, retrainer}
     assert {(r["FromPort"], r["ToPort"]) for r in domain_rules} == {(443, 443)}
 
     _, cache = only(data, "AWS::ElastiCache::ReplicationGroup")
@@ -48,15 +57,15 @@ def test_only_the_recommender_and_the_indexer_reach_redis_and_opensearch(data: d
     assert opensearch["Properties"]["VPCOptions"]["SecurityGroupIds"] == [{"Fn::GetAtt": [domain, "GroupId"]}]
 
 
-def test_the_opensearch_access_policy_names_only_the_two_client_roles(data: dict[str, Any]) -> None:
+def test_the_opensearch_access_policy_names_only_the_three_client_roles(data: dict[str, Any]) -> None:
     _, domain = only(data, "AWS::OpenSearchService::Domain")
     statements = domain["Properties"]["AccessPolicies"]["Statement"]
     principals = {s["Principal"]["AWS"]["Fn::GetAtt"][0] for s in statements}
     roles = {
         k for k, v in resources(data, "AWS::IAM::Role").items()
-        if v["Properties"].get("Description") in ("recommender function", "indexer task")
+        if v["Properties"].get("Description") in ("recommender function", "indexer task", "retraining task")
     }
-    assert principals == roles and len(roles) == 2
+    assert principals == roles and len(roles) == 3
     for statement in statements:
         assert statement["Effect"] == "Allow"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -67,6 +76,7 @@ def test_the_opensearch_access_policy_names_only_the_two_client_roles(data: dict
         by_role.setdefault(description, set()).update(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     assert by_role["recommender function"] == {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"}
     assert "es:ESHttpDelete" in by_role["indexer task"]
+    assert by_role["retraining task"] == {"es:ESHttpGet", "es:ESHttpHead"}
     posts = [s for s in statements if s["Action"] == "es:ESHttpPost"]
     assert [r["Fn::Join"][1][-1].removeprefix(":domain/recs-vectors/") for r in posts[0]["Resource"]] == [
         "movies/_search", "movies/_mget", "movies/_count"]
@@ -155,9 +165,10 @@ def test_the_bundle_bucket_is_versioned_logged_and_sends_events(data: dict[str, 
 def test_an_upload_of_a_manifest_or_a_delta_runs_the_indexer_task_with_the_bucket_and_key(
     data: dict[str, Any],
 ) -> None:
-    task_id, task = only(data, "AWS::ECS::TaskDefinition")
+    task_id, task = _indexer_task(data)
     rules = [r for r in resources(data, "AWS::Events::Rule").values()
-             if r["Properties"]["EventPattern"].get("source") == ["aws.s3"]]
+             if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
+             and r["Properties"]["Targets"][0]["EcsParameters"]["TaskDefinitionArn"] == {"Ref": task_id}]
     assert len(rules) == 1
     rule = rules[0]["Properties"]
     bucket_id = next(
@@ -193,7 +204,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def test_the_indexer_task_gets_the_data_tier_endpoints(data: dict[str, Any]) -> None:
-    _, task = only(data, "AWS::ECS::TaskDefinition")
+    _, task = _indexer_task(data)
     (container,) = task["Properties"]["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert set(env) == {"RECS_OPENSEARCH_URL", "RECS_OPENSEARCH_ALIAS", "RECS_REDIS_URL", "RECS_REDIS_AUTH_SECRET_ARN",
@@ -208,7 +219,8 @@ def test_the_indexer_task_gets_the_data_tier_endpoints(data: dict[str, Any]) -> 
 def test_a_failed_indexer_run_is_published_to_the_alarm_topic(data: dict[str, Any]) -> None:
     topic_id, _ = only(data, "AWS::SNS::Topic")
     rules = [r["Properties"] for r in resources(data, "AWS::Events::Rule").values()
-             if r["Properties"]["EventPattern"].get("source") == ["aws.ecs"]]
+             if r["Properties"].get("EventPattern", {}).get("source") == ["aws.ecs"]
+             and "indexer" in json.dumps(r["Properties"]["EventPattern"])]
     assert len(rules) == 1
     detail = rules[0]["EventPattern"]["detail"]
     assert detail["lastStatus"] == ["STOPPED"]
@@ -233,6 +245,6 @@ def test_the_variant_spreads_opensearch_and_redis_over_two_azs(variant_app: Synt
     assert cache["Properties"]["NumCacheClusters"] == 2
     assert cache["Properties"]["MultiAZEnabled"] is True and cache["Properties"]["AutomaticFailoverEnabled"] is True
     assert len(resources(data, "AWS::EC2::NatGateway")) == 1
-    _, task = only(data, "AWS::ECS::TaskDefinition")
+    _, task = _indexer_task(data)
     env = {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
     assert env["RECS_INDEX_REPLICAS"] == "1"

@@ -89,8 +89,13 @@ def test_the_clients_read_only_their_bucket_prefixes(default_app: Synthesis) -> 
                 parts = resource["Fn::Join"][1]
                 reads.setdefault(str(statement["Action"]), set()).add(parts[-1])
     assert reads == {"s3:GetObject": {"/bundles/*", "/deltas/*"}}
-    writes = [s for _, s in _statements(data) if any(a.startswith("s3:Put") for a in _as_list(s["Action"]))]
-    assert writes == [], "no client may write to the bundle bucket"
+    # only the retraining task writes, under bundles/, and only objects that do not exist yet (If-None-Match)
+    writes = [(k, s) for k, s in _statements(data) if any(a.startswith(("s3:Put", "s3:Delete"))
+                                                         for a in _as_list(s["Action"]))]
+    assert [k.startswith("RetrainBucketAccess") for k, _ in writes] == [True]
+    (_, write), = writes
+    assert write["Action"] == "s3:PutObject" and write["Condition"] == {"Null": {"s3:if-none-match": "false"}}
+    assert [r["Fn::Join"][1][-1] for r in _as_list(write["Resource"])] == ["/bundles/*"]
 
 
 def test_the_function_reads_only_the_bundle_root(default_app: Synthesis) -> None:
