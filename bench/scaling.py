@@ -1190,12 +1190,13 @@ def _table(run: dict[str, Any]) -> Iterator[str]:
 
 
 def measured_init_ms(path: Path = RESULTS / "cold_start.json") -> tuple[float, str]:
-    """The median cold start measured by ``bench.cold_start`` (numpy handler with X-Ray, as deployed)."""
+    """The median cold start measured by ``bench.cold_start`` (the numpy handler as deployed by default:
+    tracing off; the X-Ray row when that is all there is)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return 1200.0, f"{_relative(path)} unreadable: 1200 ms (the former fixed default)"
-    for key in ("numpy_handler_xray", "numpy_handler"):
+    for key in ("numpy_handler", "numpy_handler_xray"):
         value = (raw.get(key) or {}).get("median_ms")
         if isinstance(value, int | float) and value > 0:
             return float(value), f"{key} median, measured by bench.cold_start ({_relative(path)})"
