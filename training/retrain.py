@@ -418,7 +418,7 @@ class Retrainer:
         when it was found outside the root (``artifacts/bundle``), so a rollback can serve it from the root."""
         s = self.settings
         client = self._s3_if_needed()
-        if live is not None and not is_s3(s.root) and not str(live.path).startswith(str(Path(s.root))):
+        if live is not None and not is_s3(s.root) and not live.path.resolve().is_relative_to(Path(s.root).resolve()):
             target = Path(bundle_location(s.root, live.model_version))
             if not (target / "manifest.json").exists():
                 publish_bundle(live.path, s.root)

@@ -130,8 +130,8 @@ def print_result(result: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command: exit status from the run's decision; a busy lock is 75, bad settings 2."""
-    from core.errors import LockHeldError, SettingsError
-    from training.retrain import EXIT_BAD_INPUT, EXIT_LOCKED
+    from core.errors import LockHeldError, RecsError, SettingsError
+    from training.retrain import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED
 
     try:
         result = retrain(args)
@@ -142,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RecsError as exc:  # the lock's backend or a client could not be reached: nothing was trained
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        print(json.dumps({"decision": "failed", "exit_code": EXIT_FAILED, "reason": str(exc)}))
+        return EXIT_FAILED
     print_result(result)
     return int(result.exit_code)
 

@@ -254,3 +254,17 @@ def test_recs_up_serves_the_bundle_root_once_a_retrain_published_the_live_model(
                       "--bundles", str(world / "bundles")])
     assert code == 0
     assert f"serves {first.model_version}, published by `recs retrain`" in capsys.readouterr().out
+
+
+def test_the_command_exits_2_on_bad_settings_and_1_when_the_lock_cannot_be_reached(world: Path, unreachable_url: str,
+                                                                                  capsys) -> None:
+    from recs.cli import main as recs_main
+
+    common = ["retrain", "--data", str(world / "data"), "--bundle-root", str(world / "bundles"),
+              "--embedded-store", str(world / "index")]
+    assert recs_main([*common, "--tolerance", "2"]) == 2
+    assert "RECS_RETRAIN_TOLERANCE" in capsys.readouterr().err
+    redis_url = unreachable_url.replace("http://", "redis://")
+    assert recs_main([*common, "--redis-url", redis_url]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(out[-1])["decision"] == "failed" and "recs:retrain:lock" in json.loads(out[-1])["reason"]
