@@ -73,7 +73,7 @@ def decide(
         checks.append(Check("parity", False, "the training recorded no parity check (parity_max_abs_diff)"))
     else:
         ok = parity_diff <= parity_tolerance
-        checks.append(Check("parity", ok, f"numpy towers vs Keras towers: max |diff| {parity_diff:.2e} "
+        checks.append(Check("parity", ok, f"numpy vs Keras towers: largest absolute difference {parity_diff:.2e} "
                                           f"{'<=' if ok else '>'} {parity_tolerance:.0e}"))
     if live is None:
         checks.append(Check("quality", True, "no live model yet: nothing to compare with, the first one is published"))

@@ -588,7 +588,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     training = new.get("training") or {}
     if training:
         lines += [f"Training: {training.get('epochs_run')} epochs (best {training.get('best_epoch')}), "
-                  f"{training.get('seconds')} s, parity max |diff| {training.get('parity_max_abs_diff')}.", ""]
+                  f"{training.get('seconds')} s, parity: largest absolute difference "
+                  f"{training.get('parity_max_abs_diff')}.", ""]
     if new.get("location"):
         lines += [f"Published to {new['location']}; the indexer makes it live (`recs index rollback` goes back).", ""]
     return "\n".join(lines)
