@@ -191,9 +191,9 @@ class Monitoring(Construct):
                   f"Redis node {node_id}'s engine thread at or above 90% CPU for 15 minutes", periods=3)
 
         # --- the jobs
-        alarm("IndexerRunFailed", indexer.metric_failed_runs(period=FIVE_MINUTES), 1,
+        alarm("IndexerRunFailed", indexer.job.metric_failed_runs(period=FIVE_MINUTES), 1,
               "An indexer task stopped with a non-zero exit code or failed to start")
-        alarm("IndexerNotStarted", indexer.metric_undelivered_triggers(period=FIVE_MINUTES), 1,
+        alarm("IndexerNotStarted", indexer.job.metric_undelivered_triggers(period=FIVE_MINUTES), 1,
               "EventBridge could not start the indexer task for an S3 upload (see its dead-letter queue)")
         if forecaster is not None:
             alarm("ForecasterErrors", forecaster.metric_errors(period=Duration.hours(1), statistic="Sum"), 1,

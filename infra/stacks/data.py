@@ -123,8 +123,8 @@ class DataStack(Stack):
                   description="Upload bundles to bundles/<model_version>/ (manifest.json last) and deltas to deltas/")
         CfnOutput(self, "OpenSearchEndpoint", value=self.vector_store.url)
         CfnOutput(self, "RedisEndpoint", value=self.cache.url)
-        CfnOutput(self, "IndexerLogGroup", value=self.indexer.log_group.log_group_name)
-        CfnOutput(self, "IndexerCluster", value=self.indexer.cluster.cluster_name)
+        CfnOutput(self, "IndexerLogGroup", value=self.indexer.job.log_group.log_group_name)
+        CfnOutput(self, "IndexerCluster", value=self.indexer.job.cluster.cluster_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alerts.topic.topic_arn)
         CfnOutput(self, "RetrainCluster", value=self.retrain.cluster.cluster_name)
         CfnOutput(self, "RetrainTaskDefinition", value=self.retrain.task_definition.task_definition_arn,
