@@ -12,24 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_ecr_assets as ecr_assets
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import ECR_IMAGE_RE, REPO_ROOT, InfraSettings
+from infra.config import REPO_ROOT, InfraSettings
 from infra.constructs.bundle_bucket import BUNDLES_PREFIX, BundleBucket
 from infra.constructs.clients import ClientIdentity
-from infra.constructs.common import log_group
+from infra.constructs.fargate_job import FargateJob, JobImage
 from infra.constructs.network import Network
 from infra.nag import acknowledge, ref
 
@@ -47,10 +42,11 @@ Any other stop (a failure, an out-of-memory kill, a task that did not start) is 
 
 
 class RetrainTask(Construct):
-    """The retraining task definition (image from ``training/Dockerfile``), its own ECS cluster, the triggers
-    (uploads under ``ratings/``; ``retrainSchedule``) with a dead-letter queue, the failure rule, and the alarm
-    on runs in a row that published nothing. The role's S3 rights: read ``ratings/`` and ``bundles/`` (the live
-    bundle and earlier reports), create objects under ``bundles/`` only with ``If-None-Match`` (never replace one).
+    """The retraining Fargate job (``job``: its own ECS cluster, the task definition with the image from
+    ``training/Dockerfile`` or ``retrainImageUri``, a dead-letter queue, the failure rule), its triggers (uploads
+    under ``ratings/``; ``retrainSchedule``), and the alarms on runs in a row that published nothing and on runs
+    that could not start. The role's S3 rights: read ``ratings/`` and ``bundles/`` (the live bundle and earlier
+    reports), create objects under ``bundles/`` only with ``If-None-Match`` (never replace one).
     """
 
     def __init__(
@@ -67,56 +63,40 @@ class RetrainTask(Construct):
         build_context: Path = REPO_ROOT,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=network.vpc, container_insights_v2=ecs.ContainerInsights.DISABLED
-        )
-        acknowledge(
-            self.cluster,
-            "AwsSolutions-ECS4",
-            "The cluster runs one batch task per retraining; its logs, the report, the failure rule and the streak "
-            "alarm cover it, and Container Insights would bill custom metrics around the clock.",
-        )
-        self.log_group = log_group(self, "Logs", settings)
-        self.task_definition = ecs.FargateTaskDefinition(
+        # "Default" leaves the job out of its resources' logical ids: they are those of this construct's children.
+        self.job = FargateJob(
             self,
-            "Task",
+            "Default",
+            settings=settings,
+            network=network,
+            identity=identity,
+            name=CONTAINER_NAME,
+            title="Retraining",
             cpu=settings.retrain_cpu,
-            memory_limit_mib=settings.retrain_memory_mib,
-            task_role=identity.role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        bundles = f"s3://{bucket.bucket_name}/{BUNDLES_PREFIX}"
-        self.container = self.task_definition.add_container(
-            CONTAINER_NAME,
-            container_name=CONTAINER_NAME,
-            image=self._image(settings, build_context),
-            logging=ecs.LogDrivers.aws_logs(stream_prefix=CONTAINER_NAME, log_group=self.log_group),
+            memory_mib=settings.retrain_memory_mib,
+            image=JobImage(DOCKERFILE, DOCKER_CONTEXT_EXCLUDES, build_context, settings.retrain_image_uri),
             environment={
                 **environment,
                 "RECS_RETRAIN_DATA": f"s3://{bucket.bucket_name}/{RATINGS_PREFIX}",
-                "RECS_RETRAIN_BUNDLE_ROOT": bundles,
+                "RECS_RETRAIN_BUNDLE_ROOT": f"s3://{bucket.bucket_name}/{BUNDLES_PREFIX}",
                 "RECS_RETRAIN_TOLERANCE": str(settings.retrain_tolerance),
                 "RECS_RETRAIN_TOPIC_ARN": alert_topic.topic_arn,
                 # a retrain started while another runs exits 75 at once (an upload of two files starts two)
                 "RECS_RETRAIN_LOCK_WAIT_SECONDS": "0",
             },
+            environment_reason="The variables are locations, endpoints, a tolerance and ARNs, not secrets: the Redis "
+                               "AUTH token is read from Secrets Manager at run time by the task role.",
+            cluster_reason="The cluster runs one batch task per retraining; its logs, the report, the failure rule and "
+                           "the streak alarm cover it, and Container Insights would bill custom metrics around the "
+                           "clock.",
+            alert_topic=alert_topic,
+            failure_description="A retraining task stopped with another status than 0 published, 3 held back, "
+                                "4 unchanged or 75 locked out, or did not start",
+            expected_exit_codes=REPORTED_EXIT_CODES,
+            failure_note=f" (its report, if it got that far, is under s3://{bucket.bucket_name}/{BUNDLES_PREFIX}; "
+                         "the logs are in the retraining log group)",
+            dead_letters_id="UndeliveredRuns",
         )
-        acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            "The variables are locations, endpoints, a tolerance and ARNs, not secrets: the Redis AUTH token is read "
-            "from Secrets Manager at run time by the task role.",
-        )
-        if self.task_definition.execution_role is not None:
-            acknowledge(
-                self.task_definition.execution_role,
-                "AwsSolutions-IAM5[Resource::*]",
-                "ecr:GetAuthorizationToken supports only '*' (CDK's execution-role policy; pulls are scoped "
-                "to the asset repository).",
-            )
         self._grant_bucket(identity.role, bucket)
         alert_topic.grant_publish(identity.role)  # the report's summary; the topic is KMS-encrypted
         acknowledge(
@@ -126,20 +106,7 @@ class RetrainTask(Construct):
             "the resource is that one key).",
         )
 
-        self.dead_letters = sqs.Queue(
-            self,
-            "UndeliveredRuns",
-            enforce_ssl=True,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the retraining triggers; it is alarmed on, not redriven.",
-        )
-        self.on_upload = events.Rule(
-            self,
+        self.on_upload = self.job.add_trigger(
             "OnRatingsUpload",
             description="Retrain when ratings or movies are uploaded under ratings/",
             event_pattern=events.EventPattern(
@@ -149,59 +116,20 @@ class RetrainTask(Construct):
                         "object": {"key": events.Match.prefix(RATINGS_PREFIX)}},
             ),
         )
-        self.on_upload.add_target(self._run_target(network, identity))
         self.schedule: events.Rule | None = None
         if settings.retrain_schedule:
-            self.schedule = events.Rule(
-                self,
+            self.schedule = self.job.add_trigger(
                 "OnSchedule",
                 description=f"Retrain on a schedule: {settings.retrain_schedule}",
                 schedule=events.Schedule.expression(settings.retrain_schedule),
             )
-            self.schedule.add_target(self._run_target(network, identity))
-        acknowledge(
-            self.task_definition,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:*:task/{ref(self.cluster)}/*]",
-            "CDK's EventBridge role may tag the tasks it starts; task ids are generated at run time, so the "
-            "resource is every task of this cluster.",
-        )
-
-        self.failures = events.Rule(
-            self,
-            "OnTaskFailure",
-            description="A retraining task stopped with another status than 0 published, 3 held back, 4 unchanged or "
-                        "75 locked out, or did not start",
-            event_pattern=events.EventPattern(
-                source=["aws.ecs"],
-                detail_type=["ECS Task State Change"],
-                detail={
-                    "clusterArn": [self.cluster.cluster_arn],
-                    "lastStatus": ["STOPPED"],
-                    "$or": [
-                        {"stopCode": ["TaskFailedToStart"]},
-                        {"containers": {"name": [CONTAINER_NAME],
-                                        "exitCode": [{"anything-but": list(REPORTED_EXIT_CODES)}]}},
-                    ],
-                },
-            ),
-        )
-        self.failures.add_target(
-            targets.SnsTopic(
-                alert_topic,
-                message=events.RuleTargetInput.from_text(
-                    f"Retraining task {events.EventField.from_path('$.detail.taskArn')} failed: "
-                    f"{events.EventField.from_path('$.detail.stoppedReason')} (its report, if it got that far, is "
-                    f"under s3://{bucket.bucket_name}/{BUNDLES_PREFIX}; the logs are in the retraining log group)"
-                ),
-            )
-        )
 
         # Every run that wrote a report prints its summary as the last stdout line (JSON), with the number of runs
         # in a row, this one included, that published nothing (held back or failed): that becomes a metric.
         self.streak_filter = logs.MetricFilter(
             self,
             "NotPublishedStreak",
-            log_group=self.log_group,
+            log_group=self.job.log_group,
             # a number only: the summary of a run that wrote no report (unchanged data) has null there
             filter_pattern=logs.FilterPattern.number_value("$.not_published_streak", ">=", 0),
             metric_namespace=METRIC_NAMESPACE,
@@ -223,8 +151,7 @@ class RetrainTask(Construct):
             self,
             "NotStartedAlarm",
             alarm_description="EventBridge could not start the retraining task (see its dead-letter queue)",
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"),
+            metric=self.job.metric_undelivered_triggers(period=Duration.minutes(5)),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -232,20 +159,6 @@ class RetrainTask(Construct):
         )
         for alarm in (self.streak_alarm, self.not_started_alarm):
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(alert_topic))
-
-    def _run_target(self, network: Network, identity: ClientIdentity) -> targets.EcsTask:
-        return targets.EcsTask(
-            cluster=self.cluster,
-            task_definition=self.task_definition,
-            launch_type=ecs.LaunchType.FARGATE,
-            platform_version=ecs.FargatePlatformVersion.LATEST,
-            subnet_selection=network.private_subnets,
-            security_groups=[identity.security_group],
-            assign_public_ip=False,
-            retry_attempts=3,
-            max_event_age=Duration.hours(2),
-            dead_letter_queue=self.dead_letters,
-        )
 
     def _grant_bucket(self, role: iam.IRole, bucket: BundleBucket) -> None:
         """Read ``ratings/`` and ``bundles/``; create (never replace) objects under ``bundles/``."""
@@ -284,23 +197,3 @@ class RetrainTask(Construct):
                 "Object keys under this prefix are not known in advance (data file names, model versions); access "
                 "is limited to the prefix, and writes to creating new objects.",
             )
-
-    def _image(self, settings: InfraSettings, build_context: Path) -> ecs.ContainerImage:
-        uri = settings.retrain_image_uri
-        if uri is None:
-            return ecs.ContainerImage.from_asset(
-                str(build_context), file=DOCKERFILE, exclude=DOCKER_CONTEXT_EXCLUDES,
-                platform=ecr_assets.Platform.LINUX_AMD64,
-            )
-        found = ECR_IMAGE_RE.match(uri)
-        assert found is not None  # InfraSettings.validate checked the form
-        repository = ecr.Repository.from_repository_attributes(
-            self,
-            "ImageRepository",
-            repository_name=found["repository"],
-            repository_arn=Stack.of(self).format_arn(
-                service="ecr", region=found["region"], account=found["account"],
-                resource="repository", resource_name=found["repository"],
-            ),
-        )
-        return ecs.ContainerImage.from_ecr_repository(repository, tag=found["tag"])

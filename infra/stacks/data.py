@@ -126,10 +126,10 @@ class DataStack(Stack):
         CfnOutput(self, "IndexerLogGroup", value=self.indexer.job.log_group.log_group_name)
         CfnOutput(self, "IndexerCluster", value=self.indexer.job.cluster.cluster_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alerts.topic.topic_arn)
-        CfnOutput(self, "RetrainCluster", value=self.retrain.cluster.cluster_name)
-        CfnOutput(self, "RetrainTaskDefinition", value=self.retrain.task_definition.task_definition_arn,
+        CfnOutput(self, "RetrainCluster", value=self.retrain.job.cluster.cluster_name)
+        CfnOutput(self, "RetrainTaskDefinition", value=self.retrain.job.task_definition.task_definition_arn,
                   description="aws ecs run-task --cluster <RetrainCluster> --task-definition <this> ... runs a retrain")
-        CfnOutput(self, "RetrainLogGroup", value=self.retrain.log_group.log_group_name)
+        CfnOutput(self, "RetrainLogGroup", value=self.retrain.job.log_group.log_group_name)
 
     def client_environment(self) -> dict[str, str]:
         """The ``RECS_*`` variables both clients share (docs/architecture.md, Configuration)."""
