@@ -10,87 +10,31 @@ store and one into OpenSearch.
 
 from __future__ import annotations
 
-import ast
-import fnmatch
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tomllib
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from tests.indexer.conftest import N_MOVIES
+from tests.support.container_image import (
+    ROOT,
+    dependency_closure,
+    dockerignore,
+    ignored,
+    instructions,
+    link_site_packages,
+    requirements,
+    unprovided_imports,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "indexer" / "Dockerfile"
 REQUIREMENTS = ROOT / "indexer" / "requirements.txt"
-
-
-def instructions() -> list[tuple[str, str]]:
-    """``(INSTRUCTION, arguments)`` of the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
-
-
-def requirements() -> list[Requirement]:
-    lines = [ln.strip() for ln in REQUIREMENTS.read_text(encoding="utf-8").splitlines()]
-    return [Requirement(ln) for ln in lines if ln and not ln.startswith("#")]
-
-
-def dockerignore() -> list[str]:
-    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-
-
-def ignored(relative: str, patterns: list[str]) -> bool:
-    parts = relative.split("/")
-    for pattern in patterns:
-        bare = pattern.removeprefix("**/")
-        if fnmatch.fnmatch(relative, pattern) or any(fnmatch.fnmatch(p, bare) for p in parts):
-            return True
-    return False
-
-
-def dependency_closure(reqs: list[Requirement]) -> set[str]:
-    """Distributions the requirements install (``Requires-Dist`` followed, markers evaluated)."""
-    seen: set[str] = set()
-    todo = list(reqs)
-    while todo:
-        req = todo.pop()
-        name = canonicalize_name(req.name)
-        if name in seen:
-            continue
-        seen.add(name)
-        for raw in metadata.distribution(req.name).requires or []:
-            sub = Requirement(raw)
-            if sub.marker is None or sub.marker.evaluate({"extra": ""}):
-                todo.append(sub)
-    return seen
-
-
-def link_site_packages(dists: set[str], target: Path) -> None:
-    """Symlink the top-level files and folders of ``dists`` (and their .dist-info) into ``target``."""
-    target.mkdir()
-    for name in dists:
-        dist = metadata.distribution(name)
-        base = Path(str(dist.locate_file("")))
-        tops = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
-        for top in tops:
-            if not (target / top).exists() and (base / top).exists():
-                (target / top).symlink_to(base / top)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +43,7 @@ def image(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("image")
     app = root / "app"
     patterns = dockerignore()
-    for word, args in instructions():
+    for word, args in instructions(DOCKERFILE):
         if word != "COPY":
             continue
         parts = [p for p in args.split() if not p.startswith("--")]
@@ -115,12 +59,12 @@ def image(tmp_path_factory) -> dict[str, Path]:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, out)
     site = root / "site-packages"
-    link_site_packages(dependency_closure(requirements()), site)
+    link_site_packages(dependency_closure(requirements(REQUIREMENTS)), site)
     return {"app": app, "site": site}
 
 
 def run_image(image, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    entrypoint = next(json.loads(a) for w, a in instructions() if w == "ENTRYPOINT")
+    entrypoint = next(json.loads(a) for w, a in instructions(DOCKERFILE) if w == "ENTRYPOINT")
     assert entrypoint[0] == "python"
     command = [sys.executable, "-S", *entrypoint[1:], *args]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("RECS_", "PYTHON", "AWS_"))}
@@ -136,7 +80,7 @@ def run_python(image, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dockerfile_shape():
-    steps = instructions()
+    steps = instructions(DOCKERFILE)
     assert steps[0] == ("FROM", "python:3.12-slim")
     assert ("USER", "10001") in steps and any("useradd" in a for w, a in steps if w == "RUN")
     assert [w for w, _ in steps].index("USER") > max(i for i, (w, _) in enumerate(steps) if w in ("RUN", "COPY"))
@@ -152,27 +96,14 @@ def test_dockerfile_shape():
 
 def test_requirements_are_the_index_extra_and_carry_no_tensorflow():
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
-    assert sorted(str(r) for r in requirements()) == sorted(str(Requirement(r)) for r in extra["index"])
-    closure = dependency_closure(requirements())
+    assert sorted(str(r) for r in requirements(REQUIREMENTS)) == sorted(str(Requirement(r)) for r in extra["index"])
+    closure = dependency_closure(requirements(REQUIREMENTS))
     assert {"numpy", "opensearch-py", "redis", "boto3"} <= closure
     assert not closure & {"tensorflow", "tensorflow-cpu", "pandas", "keras", "aws-lambda-powertools"}
 
 
 def test_every_third_party_import_of_the_indexer_is_installed():
-    closure = dependency_closure(requirements())
-    provided = {Path(str(f)).parts[0].removesuffix(".py") for name in closure
-                for f in metadata.distribution(name).files or []}
-    modules = {"indexer", "core", *sys.stdlib_module_names}
-    missing = {}
-    for path in [*(ROOT / "indexer").rglob("*.py"), *(ROOT / "core").rglob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
-            for name in names:
-                top = name.split(".")[0]
-                if top not in modules and top not in provided:
-                    missing.setdefault(top, []).append(path.name)
-    assert missing == {}
+    assert unprovided_imports(("indexer", "core"), dependency_closure(requirements(REQUIREMENTS))) == {}
 
 
 def test_the_entry_point_runs_from_the_image_layout(image):

@@ -16,31 +16,23 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.indexer.test_container import dependency_closure, dockerignore, ignored, link_site_packages
+from tests.support.container_image import (
+    ROOT,
+    dependency_closure,
+    dockerignore,
+    ignored,
+    instructions,
+    link_site_packages,
+    requirements,
+    unprovided_imports,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "training" / "Dockerfile"
 REQUIREMENTS = ROOT / "training" / "requirements.txt"
 
 
-def instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
-
-
-def requirements() -> list[Requirement]:
-    lines = [ln.strip() for ln in REQUIREMENTS.read_text(encoding="utf-8").splitlines()]
-    return [Requirement(ln) for ln in lines if ln and not ln.startswith("#")]
-
-
 def test_dockerfile_shape() -> None:
-    steps = instructions()
+    steps = instructions(DOCKERFILE)
     assert steps[0] == ("FROM", "python:3.12-slim")
     assert ("USER", "10001") in steps and any("useradd" in a for w, a in steps if w == "RUN")
     assert [w for w, _ in steps].index("USER") > max(i for i, (w, _) in enumerate(steps) if w in ("RUN", "COPY"))
@@ -53,28 +45,12 @@ def test_dockerfile_shape() -> None:
 def test_requirements_are_the_train_and_retrain_extras() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     wanted = [*extras["train"], *(r for r in extras["retrain"] if not r.startswith("serverless-movie-recs"))]
-    assert sorted(str(r) for r in requirements()) == sorted(str(Requirement(r)) for r in wanted)
+    assert sorted(str(r) for r in requirements(REQUIREMENTS)) == sorted(str(Requirement(r)) for r in wanted)
     assert "serverless-movie-recs[train]" in extras["retrain"]
 
 
 def test_every_third_party_import_of_core_and_training_is_installed() -> None:
-    import ast
-    from importlib import metadata
-
-    closure = dependency_closure(requirements())
-    provided = {Path(str(f)).parts[0].removesuffix(".py") for name in closure
-                for f in metadata.distribution(name).files or []}
-    modules = {"core", "training", *sys.stdlib_module_names}
-    missing: dict[str, list[str]] = {}
-    for path in [*(ROOT / "training").rglob("*.py"), *(ROOT / "core").rglob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
-            for name in names:
-                top = name.split(".")[0]
-                if top not in modules and top not in provided:
-                    missing.setdefault(top, []).append(path.name)
-    assert missing == {}
+    assert unprovided_imports(("core", "training"), dependency_closure(requirements(REQUIREMENTS))) == {}
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +66,12 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, out)
     site = root / "site-packages"
-    link_site_packages(dependency_closure(requirements()), site)
+    link_site_packages(dependency_closure(requirements(REQUIREMENTS)), site)
     return {"app": app, "site": site}
 
 
 def test_the_entry_point_runs_from_the_image_layout(image: dict[str, Path]) -> None:
-    entrypoint = json.loads(instructions()[-1][1])
+    entrypoint = json.loads(instructions(DOCKERFILE)[-1][1])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECS_", "PYTHON", "AWS_"))}
     env["PYTHONPATH"] = f"{image['app']}{os.pathsep}{image['site']}"
     done = subprocess.run([sys.executable, "-S", *entrypoint[1:], "--help"], cwd=image["app"], env=env,
