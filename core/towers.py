@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,9 +49,44 @@ def log_popularity(counts: np.ndarray | Sequence[float]) -> np.ndarray:
     return np.log1p(np.asarray(counts, dtype=np.float32)).astype(np.float32)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (0.5 + 0.5 * np.tanh(0.5 * x)).astype(np.float32)  # no overflow for large |x|
+
+
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return (centred / np.sqrt(var + LAYER_NORM_EPSILON) * gamma + beta).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+LAYER_NORM_EPSILON = 1e-5
+MASKED = -1e9
+"""Added to the attention score of a padding key: its weight is exactly 0 in float32 (never -inf: a row
+without any valid key, an empty history, then averages identical padding vectors instead of making NaN)."""
+USER_TOWER_TYPES = ("pooling", "attention", "gru")
+"""The user tower types a bundle may hold (``tower_type`` in ``user_tower.npz``; absent = pooling)."""
+
+
+def user_tower_type(weights: Mapping[str, np.ndarray]) -> str:
+    """The tower type recorded in a user tower's arrays; bundles written before there was a choice are pooling."""
+    return str(np.asarray(weights["tower_type"])) if "tower_type" in weights else "pooling"
+
+
 @dataclass(frozen=True)
 class UserTower:
-    """History of ``(movie_id, rating)`` pairs -> user vector (``dimension`` floats)."""
+    """History of ``(movie_id, rating)`` pairs -> user vector (``dimension`` floats): the *pooling* tower.
+
+    Two poolings of the history embeddings (a learned attention weight per position and rating
+    bucket, and a plain mean) -> Dense(relu) -> Dense -> L2. The sequence-aware towers
+    (``AttentionUserTower``, ``GRUUserTower``) are subclasses that add one more input to the same
+    head, so every tower has this interface; ``UserTower.load`` returns the type the file records.
+    """
 
     movie_ids: np.ndarray
     history_embedding: np.ndarray
@@ -64,7 +99,7 @@ class UserTower:
     inverse_temperature: float
     popularity_weight: float
 
-    ARRAYS = (
+    ARRAYS: ClassVar[tuple[str, ...]] = (
         "movie_ids",
         "history_embedding",
         "position_logit",
@@ -77,21 +112,31 @@ class UserTower:
         "popularity_weight",
     )
 
+    TOWER_TYPE = "pooling"
+    SCALARS: ClassVar[dict[str, type[float] | type[int]]] = {"inverse_temperature": float, "popularity_weight": float}
+    """Arrays stored as 0-d arrays and held as Python numbers."""
+
     @classmethod
     def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "user tower") -> UserTower:
-        arrays = {name: _require(weights, name, source) for name in cls.ARRAYS}
-        tower = cls(
-            movie_ids=arrays["movie_ids"].astype(np.int64),
-            history_embedding=arrays["history_embedding"].astype(np.float32),
-            position_logit=arrays["position_logit"].astype(np.float32),
-            rating_logit=arrays["rating_logit"].astype(np.float32),
-            dense1_kernel=arrays["dense1_kernel"].astype(np.float32),
-            dense1_bias=arrays["dense1_bias"].astype(np.float32),
-            dense2_kernel=arrays["dense2_kernel"].astype(np.float32),
-            dense2_bias=arrays["dense2_bias"].astype(np.float32),
-            inverse_temperature=float(arrays["inverse_temperature"]),
-            popularity_weight=float(arrays["popularity_weight"]),
-        )
+        """The tower the arrays describe: its type is ``tower_type`` (absent: pooling). Called on a subclass, the
+        arrays must be of that type."""
+        kind = user_tower_type(weights)
+        target = _USER_TOWER_CLASSES.get(kind)
+        if target is None:
+            known = ", ".join(USER_TOWER_TYPES)
+            raise TowerWeightsError(f"{source}: unknown user tower type {kind!r} (known: {known})")
+        if cls is not UserTower and target is not cls:
+            raise TowerWeightsError(f"{source}: a {kind} user tower, not {cls.TOWER_TYPE}")
+        arrays = {name: _require(weights, name, source) for name in target.ARRAYS}
+        values: dict[str, Any] = {}
+        for name, value in arrays.items():
+            if name in target.SCALARS:
+                values[name] = target.SCALARS[name](value)
+            elif name == "movie_ids":
+                values[name] = value.astype(np.int64)
+            else:
+                values[name] = value.astype(np.float32)
+        tower = target(**values)
         tower._check_shapes(source)
         return tower
 
@@ -102,16 +147,25 @@ class UserTower:
 
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, Any] = {name: getattr(self, name) for name in self.ARRAYS}
-        out["inverse_temperature"] = np.float32(self.inverse_temperature)
-        out["popularity_weight"] = np.float32(self.popularity_weight)
+        for name, kind in self.SCALARS.items():
+            out[name] = np.float32(out[name]) if kind is float else np.int32(out[name])
+        out["tower_type"] = np.asarray(self.TOWER_TYPE)
         return out
+
+    @property
+    def tower_type(self) -> str:
+        return self.TOWER_TYPE
+
+    def _sequence_width(self) -> int:
+        """Width of the sequence encoder's output, the head's third input (0: the pooling tower has none)."""
+        return 0
 
     def _check_shapes(self, source: str) -> None:
         vocab = self.movie_ids.shape[0]
         emb = self.history_embedding
         if emb.ndim != 2 or emb.shape[0] != vocab + 2:
             raise TowerWeightsError(f"{source}: history_embedding has shape {emb.shape}, want ({vocab + 2}, d)")
-        if self.dense1_kernel.shape[0] != 2 * emb.shape[1]:
+        if self.dense1_kernel.shape[0] != 2 * emb.shape[1] + self._sequence_width():
             raise TowerWeightsError(f"{source}: dense1_kernel has shape {self.dense1_kernel.shape}")
         if self.dense2_kernel.shape[0] != self.dense1_kernel.shape[1]:
             raise TowerWeightsError(f"{source}: dense2_kernel has shape {self.dense2_kernel.shape}")
@@ -137,7 +191,10 @@ class UserTower:
         weight = mask * _softplus(self.position_logit[None, :] + self.rating_logit[buckets])
         weighted = np.einsum("bh,bhd->bd", weight, emb) / (weight.sum(axis=1, keepdims=True) + 1e-6)
         mean = np.einsum("bh,bhd->bd", mask, emb) / (mask.sum(axis=1, keepdims=True) + 1e-6)
-        x = np.concatenate([weighted, mean], axis=1).astype(np.float32)
+        parts = [weighted, mean]
+        if self._sequence_width():
+            parts.append(self._sequence(emb, buckets, mask))
+        x = np.concatenate(parts, axis=1).astype(np.float32)
         hidden = _dense_relu(x, self.dense1_kernel, self.dense1_bias)
         u = _l2_normalize(hidden @ self.dense2_kernel + self.dense2_bias)
         pop = np.full((u.shape[0], 1), self.popularity_weight, dtype=np.float32)
@@ -150,6 +207,166 @@ class UserTower:
     def encode(self, history: Sequence[tuple[int, float | None]]) -> np.ndarray:
         """One user's vector from ``(movie_id, rating)`` pairs, oldest first."""
         return self.encode_batch([history])[0]
+
+    def _sequence(self, emb: np.ndarray, buckets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The sequence encoder's output per user, ``[batch, _sequence_width()]`` (subclasses)."""
+        raise NotImplementedError
+
+
+def _used_columns(mask: np.ndarray) -> slice:
+    """The history positions from the first one any row uses: the leading positions are padding in every row,
+    and dropping them changes no output of the sequence towers (see their ``_sequence``)."""
+    used = np.flatnonzero(mask.any(axis=0))
+    return slice(int(used[0]) if used.size else mask.shape[1] - 1, None)
+
+
+@dataclass(frozen=True)
+class AttentionUserTower(UserTower):
+    """The pooling tower's head with a third input: causal self-attention over the history (SASRec-style blocks).
+
+    Each position's input is its id embedding (the pooling's table) + a rating-bucket embedding + a learned
+    position embedding (by age, most recent last), zero at padding. ``blocks`` pre-LayerNorm blocks follow:
+    ``x += MultiHead(LN(x))`` (causal, padding keys masked) and ``x += FFN(LN(x))`` (ReLU), then ``x *= mask``;
+    the final LayerNorm of the most recent position is the sequence output, concatenated with the two poolings
+    before ``dense1``. Block weights are stacked on a leading axis (``[blocks, ...]``).
+
+    Serving shortcuts, exact up to float rounding: positions that are padding in every row are dropped first
+    (padding keys get weight 0 and padding queries never reach the last position), and the last block computes
+    its query for the last position only (the only output used).
+    """
+
+    position_embedding: np.ndarray  # [H, d]
+    rating_embedding: np.ndarray  # [11, d]
+    ln1_gamma: np.ndarray  # [L, d]
+    ln1_beta: np.ndarray
+    qkv_kernel: np.ndarray  # [L, d, 3d]: query, key, value
+    qkv_bias: np.ndarray  # [L, 3d]
+    out_kernel: np.ndarray  # [L, d, d]
+    out_bias: np.ndarray  # [L, d]
+    ln2_gamma: np.ndarray
+    ln2_beta: np.ndarray
+    ffn1_kernel: np.ndarray  # [L, d, f]
+    ffn1_bias: np.ndarray  # [L, f]
+    ffn2_kernel: np.ndarray  # [L, f, d]
+    ffn2_bias: np.ndarray  # [L, d]
+    final_gamma: np.ndarray  # [d]
+    final_beta: np.ndarray
+    heads: int
+
+    TOWER_TYPE = "attention"
+    ARRAYS = (
+        *UserTower.ARRAYS,
+        "position_embedding", "rating_embedding", "ln1_gamma", "ln1_beta", "qkv_kernel", "qkv_bias", "out_kernel",
+        "out_bias", "ln2_gamma", "ln2_beta", "ffn1_kernel", "ffn1_bias", "ffn2_kernel", "ffn2_bias", "final_gamma",
+        "final_beta", "heads",
+    )  # fmt: skip
+    SCALARS = {**UserTower.SCALARS, "heads": int}
+
+    @property
+    def blocks(self) -> int:
+        return int(self.qkv_kernel.shape[0])
+
+    def _sequence_width(self) -> int:
+        return int(self.history_embedding.shape[1])
+
+    def _check_shapes(self, source: str) -> None:
+        super()._check_shapes(source)
+        h, d, n = self.history_length, self.history_embedding.shape[1], self.blocks
+        want = {
+            "position_embedding": (h, d), "rating_embedding": (11, d), "ln1_gamma": (n, d), "ln1_beta": (n, d),
+            "qkv_kernel": (n, d, 3 * d), "qkv_bias": (n, 3 * d), "out_kernel": (n, d, d), "out_bias": (n, d),
+            "ln2_gamma": (n, d), "ln2_beta": (n, d), "ffn2_bias": (n, d), "final_gamma": (d,), "final_beta": (d,),
+        }  # fmt: skip
+        for name, shape in want.items():
+            if getattr(self, name).shape != shape:
+                raise TowerWeightsError(f"{source}: {name} has shape {getattr(self, name).shape}, want {shape}")
+        f = self.ffn1_kernel.shape[-1]
+        if self.ffn1_kernel.shape != (n, d, f) or self.ffn1_bias.shape != (n, f) or self.ffn2_kernel.shape != (n, f, d):
+            shapes = f"{self.ffn1_kernel.shape}, {self.ffn2_kernel.shape}"
+            raise TowerWeightsError(f"{source}: feed-forward kernels {shapes}")
+        if self.heads < 1 or d % self.heads:
+            raise TowerWeightsError(f"{source}: {self.heads} heads do not divide the width {d}")
+
+    def _sequence(self, emb: np.ndarray, buckets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        cols = _used_columns(mask)
+        m = mask[:, cols]
+        x = emb[:, cols] + self.rating_embedding[buckets[:, cols]] + self.position_embedding[cols][None]
+        x = x * m[..., None]
+        b, n, d = x.shape
+        heads, width = self.heads, d // self.heads
+        allowed = np.tril(np.ones((n, n), dtype=bool))[None] & (m[:, None, :] > 0)
+        bias = np.where(allowed, np.float32(0.0), np.float32(MASKED)).astype(np.float32)[:, None]  # [B, 1, n, n]
+        scale = np.float32(1.0 / np.sqrt(width))
+        for layer in range(self.blocks):
+            last = layer == self.blocks - 1
+            h = _layer_norm(x, self.ln1_gamma[layer], self.ln1_beta[layer])
+            qkv = h @ self.qkv_kernel[layer] + self.qkv_bias[layer]
+            q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
+            if last:  # only the last position's output is used
+                q, bias, x, m = q[:, -1:], bias[:, :, -1:], x[:, -1:], m[:, -1:]
+            q = q.reshape(b, -1, heads, width).transpose(0, 2, 1, 3)
+            k = k.reshape(b, n, heads, width).transpose(0, 2, 3, 1)
+            v = v.reshape(b, n, heads, width).transpose(0, 2, 1, 3)
+            att = _softmax((q @ k) * scale + bias)
+            o = (att @ v).transpose(0, 2, 1, 3).reshape(b, -1, d)
+            x = x + o @ self.out_kernel[layer] + self.out_bias[layer]
+            h = _layer_norm(x, self.ln2_gamma[layer], self.ln2_beta[layer])
+            f = _dense_relu(h, self.ffn1_kernel[layer], self.ffn1_bias[layer])
+            x = ((x + f @ self.ffn2_kernel[layer] + self.ffn2_bias[layer]) * m[..., None]).astype(np.float32)
+        return _layer_norm(x[:, -1], self.final_gamma, self.final_beta)
+
+
+@dataclass(frozen=True)
+class GRUUserTower(UserTower):
+    """The pooling tower's head with a third input: the last state of a GRU run over the history, oldest first.
+
+    Each step's input is the id embedding + a rating-bucket embedding; padding steps keep the state (which
+    starts at 0), so leading padding changes nothing and is skipped. The cell is Keras' ``GRU`` with
+    ``reset_after=True``: gates ``z, r = sigmoid(x W + b_in + h U + b_rec)`` (in that order in the kernels),
+    ``h' = tanh(x W_h + b_in_h + r * (h U_h + b_rec_h))``, ``h = z * h + (1 - z) * h'``.
+    """
+
+    rating_embedding: np.ndarray  # [11, d]
+    gru_kernel: np.ndarray  # [d, 3u]: z, r, h
+    gru_recurrent_kernel: np.ndarray  # [u, 3u]
+    gru_bias: np.ndarray  # [2, 3u]: input bias, recurrent bias
+
+    TOWER_TYPE = "gru"
+    ARRAYS = (*UserTower.ARRAYS, "rating_embedding", "gru_kernel", "gru_recurrent_kernel", "gru_bias")
+
+    def _sequence_width(self) -> int:
+        return int(self.gru_recurrent_kernel.shape[0])
+
+    def _check_shapes(self, source: str) -> None:
+        super()._check_shapes(source)
+        d, u = self.history_embedding.shape[1], self._sequence_width()
+        want = {"rating_embedding": (11, d), "gru_kernel": (d, 3 * u), "gru_recurrent_kernel": (u, 3 * u),
+                "gru_bias": (2, 3 * u)}
+        for name, shape in want.items():
+            if getattr(self, name).shape != shape:
+                raise TowerWeightsError(f"{source}: {name} has shape {getattr(self, name).shape}, want {shape}")
+
+    def _sequence(self, emb: np.ndarray, buckets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        cols = _used_columns(mask)
+        m = mask[:, cols] > 0
+        u = self._sequence_width()
+        recurrent_bias = self.gru_bias[1]
+        gx = (emb[:, cols] + self.rating_embedding[buckets[:, cols]]) @ self.gru_kernel + self.gru_bias[0]
+        gx[..., : 2 * u] += recurrent_bias[: 2 * u]  # the gates' recurrent bias, added once
+        state = np.zeros((emb.shape[0], u), dtype=np.float32)
+        every_row = np.asarray(m.all(axis=0))
+        for t in range(gx.shape[1]):
+            gh = state @ self.gru_recurrent_kernel
+            zr = _sigmoid(gx[:, t, : 2 * u] + gh[:, : 2 * u])
+            candidate = np.tanh(gx[:, t, 2 * u :] + zr[:, u:] * (gh[:, 2 * u :] + recurrent_bias[2 * u :]))
+            new = candidate + zr[:, :u] * (state - candidate)
+            state = new if every_row[t] else np.where(m[:, t, None], new, state)
+        return state.astype(np.float32)
+
+
+_USER_TOWER_CLASSES: dict[str, type[UserTower]] = {
+    "pooling": UserTower, "attention": AttentionUserTower, "gru": GRUUserTower,
+}
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "train",
         help="train the two-tower model, evaluate it against the baselines, export the bundle",
         description="Train the two-tower model on a MovieLens directory (any layout), evaluate the served "
-        "path (numpy towers + exported vectors) against popularity, item-kNN and EASE on the chronological "
-        "split, write the model bundle and a report.",
+        "path (numpy towers + exported vectors) against popularity, item-kNN, EASE, SASRec and GRU4Rec on the "
+        "chronological split, write the model bundle and a report. Defaults were chosen on validation users "
+        "(--tune runs that search again).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train.add_argument("--data", default=DEFAULT_DATA, help="MovieLens directory (ml-latest-small, ml-1m, ...)")
@@ -30,12 +31,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     train.add_argument("--report", default=DEFAULT_REPORT, help="directory for metrics.json/.md and PNG plots")
     train.add_argument("--json", action="store_true", help="print the evaluation as one JSON object last")
     train.add_argument("--no-baselines", action="store_true", help="evaluate only the two-tower model")
+    train.add_argument("--tune", action="store_true",
+                       help="first choose the two-tower's and the baselines' hyper-parameters on validation users "
+                       "(training.tuning: a small grid, about an hour on the bundled sample with 2 CPUs), then train "
+                       "and evaluate the chosen ones; the search is recorded in the manifest and report/tuning.*")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         if f.name == "jit_compile":
             continue
         value = getattr(defaults, f.name)
+        if f.name == "user_tower":
+            train.add_argument("--user-tower", choices=("pooling", "attention", "gru"), default=value,
+                               help="model/training: the user tower (pooling; attention or gru: sequence-aware)")
+            continue
         kind = float if isinstance(value, float) else int
         train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value, help=f"model/training: {f.name}")
     train.add_argument("--no-jit", action="store_true",
@@ -48,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="evaluate a bundle's served path and the baselines on a MovieLens directory",
         description="Run the evaluation protocol (per-user chronological split, last 20%% as test items, full "
         "catalog ranked with the history excluded) on the served path of a bundle: the numpy user tower and "
-        "the exported movie vectors. Popularity, item-kNN (cosine) and EASE (lambda=300) run on the same split.",
+        "the exported movie vectors. Popularity, item-kNN (cosine), EASE, SASRec and GRU4Rec (their "
+        "hyper-parameters chosen on validation users) run on the same split.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     evaluate.add_argument("--data", default=DEFAULT_DATA, help="MovieLens directory (any supported layout)")
@@ -60,7 +70,22 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     evaluate.set_defaults(func=cmd_evaluate)
 
 
+def _baseline_list(text: str) -> tuple[str, ...]:
+    from training.pipeline import BASELINES
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    by_lower = {b.lower(): b for b in BASELINES}
+    unknown = [n for n in names if n.lower() not in by_lower]
+    if unknown:
+        known = ", ".join(BASELINES)
+        raise argparse.ArgumentTypeError(f"unknown baseline(s) {', '.join(unknown)}; choose from {known}")
+    return tuple(by_lower[n.lower()] for n in names)
+
+
 def _evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baselines", type=_baseline_list, default=None, metavar="LIST",
+                        help="comma-separated baselines to run (default: popularity,item-kNN,EASE,SASRec,GRU4Rec; "
+                        "SASRec and GRU4Rec train for minutes)")
     parser.add_argument("--baseline-users", type=int, default=25_000,
                         help="above this many test users the baselines are scored on a seeded sample of this "
                         "size (95%% confidence intervals reported); 0 = always every user")
@@ -71,6 +96,14 @@ def _evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _baseline_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"baseline_users": args.baseline_users or None, "baseline_items": args.baseline_items}
+
+
+def _baselines(args: argparse.Namespace) -> tuple[str, ...]:
+    from training.pipeline import BASELINES
+
+    if args.no_baselines:
+        return ()
+    return BASELINES if args.baselines is None else args.baselines
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -89,15 +122,15 @@ def _errors() -> tuple[type[Exception], ...]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core.errors import CommandError
-    from training.pipeline import BASELINES, format_table, run_training
+    from training.pipeline import format_table, run_training
     from training.report import write_report
 
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
         config = _config(args)
         bundle, evaluation = run_training(
-            args.data, args.out, config, () if args.no_baselines else BASELINES,
-            progress=False if args.quiet else None, log=log, **_baseline_options(args),
+            args.data, args.out, config, _baselines(args),
+            progress=False if args.quiet else None, log=log, tune=args.tune, **_baseline_options(args),
         )
     except _errors() as exc:
         raise CommandError(str(exc)) from exc
@@ -112,13 +145,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.errors import CommandError
-    from training.pipeline import BASELINES, format_table, run_evaluation
+    from training.pipeline import format_table, run_evaluation
     from training.report import write_report
 
     bundle_dir = None if str(args.bundle).lower() == "none" else args.bundle
     try:
         _, _, evaluation, bundle = run_evaluation(
-            args.data, bundle_dir, () if args.no_baselines else BASELINES,
+            args.data, bundle_dir, _baselines(args),
             log=lambda msg: print(msg, file=sys.stderr, flush=True), **_baseline_options(args),
         )
     except _errors() as exc:

@@ -32,6 +32,13 @@ class TrainConfig:
     jit_compile: bool = True
     sparse_updates: bool = True
     """Lazy Adam on the id-embedding tables: only the rows a batch touches are updated (``training.model``)."""
+    user_tower: str = "pooling"
+    """``pooling`` (two poolings of the history), ``attention`` (causal self-attention blocks over it) or ``gru``
+    (``training.user_towers``); the served vector and the item tower are the same for all three."""
+    attention_blocks: int = 1
+    attention_heads: int = 2
+    sequence_dropout: float = 0.1
+    """Dropout of the attention and GRU towers' sequence encoder (training only)."""
 
     def __post_init__(self) -> None:
         if self.dimension < 3:
@@ -42,8 +49,14 @@ class TrainConfig:
             raise ValueError("temperature must be in (0, 10]")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2")
-        if not 0 <= self.validation_users < 1:
-            raise ValueError("validation_users must be in [0, 1)")
+        if not 0 <= self.validation_users <= 1:
+            raise ValueError("validation_users must be in [0, 1]")
+        if self.user_tower not in ("pooling", "attention", "gru"):
+            raise ValueError("user_tower must be pooling, attention or gru")
+        if self.attention_blocks < 1 or self.attention_heads < 1 or self.embedding_dim % self.attention_heads:
+            raise ValueError("attention_blocks and attention_heads must be at least 1, heads dividing embedding_dim")
+        if not 0 <= self.sequence_dropout < 1:
+            raise ValueError("sequence_dropout must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

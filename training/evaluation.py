@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from training.sequences import catalog_rows
+from core.towers import UserTower
+from training.sequences import catalog_rows, encode_sequences, user_histories
 from training.split import Split
 
 KS = (10, 100)
@@ -136,3 +137,23 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean metrics over users; ``score_rows(user_rows)`` returns ``[len(user_rows), n_catalog]`` scores."""
     return summarize(per_user_metrics(score_rows, data, ks=ks, batch_size=batch_size, progress=False))[0]
+
+
+def served_scorer(
+    user_tower: UserTower, vectors: np.ndarray, split: Split, lengths: np.ndarray | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores of the served path: the numpy user tower on each history, inner product with the vectors.
+
+    The tower's inputs are cut from flat arrays (``training.sequences``), exactly what
+    ``core.features.history_inputs`` makes of the user's history as ``(movie_id, rating)`` pairs.
+    ``lengths[u]`` (default: the history) is how much of user ``u``'s sequence is the history (validation:
+    the training prefix).
+    """
+    seqs = encode_sequences(split, np.zeros(0, dtype=np.int64), user_tower.movie_ids, limit=lengths,
+                            rows=np.zeros(0, dtype=np.int32))
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        slots, buckets = user_histories(seqs, rows, user_tower.history_length)
+        return user_tower.forward(slots, buckets) @ vectors.T
+
+    return score

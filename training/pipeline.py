@@ -15,14 +15,16 @@ from core.bundle import Bundle, open_bundle
 from core.towers import UserTower
 from training.baselines import DEFAULT_MAX_ITEMS, EASE, Gram, ItemKNN, Popularity
 from training.config import TrainConfig
-from training.evaluation import METRICS, EvalSet, per_user_metrics, summarize
+from training.evaluation import METRICS, EvalSet, per_user_metrics, served_scorer, summarize
 from training.movielens import Dataset, Ratings, load_movielens
-from training.sequences import encode_sequences, user_histories
+from training.sequential import DEFAULTS as SEQUENTIAL_DEFAULTS
+from training.sequential import SEQUENTIAL, SequentialConfig
 from training.split import Split, chronological_split
 from training.stages import Stages
 
 MODEL_NAME = "two-tower (served)"
-BASELINES = ("popularity", "item-kNN", "EASE")
+BASELINES = ("popularity", "item-kNN", "EASE", "SASRec", "GRU4Rec")
+"""Every baseline, in the table's order; ``--baselines`` picks some (the sequential ones train for minutes)."""
 
 
 DEFAULT_BASELINE_USERS = 25_000
@@ -44,28 +46,13 @@ class Evaluation:
     ci95: dict[str, dict[str, float]] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     sample: dict[str, Any] | None = None
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per baseline with hyper-parameters: what ran (EASE's lambda; SASRec's and GRU4Rec's configuration, epochs,
+    training seconds and validation figures)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "metrics": self.results, "seconds": self.seconds, "ci95": self.ci95,
-                "users": self.users, "sample": self.sample}
-
-
-def served_scorer(
-    user_tower: UserTower, vectors: np.ndarray, split: Split
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Scores of the served path: the numpy user tower on each history, inner product with the vectors.
-
-    The tower's inputs are cut from flat arrays (``training.sequences``), exactly what
-    ``core.features.history_inputs`` makes of the user's history as ``(movie_id, rating)`` pairs.
-    """
-    seqs = encode_sequences(split, np.zeros(0, dtype=np.int64), user_tower.movie_ids,
-                            rows=np.zeros(0, dtype=np.int32))
-
-    def score(rows: np.ndarray) -> np.ndarray:
-        slots, buckets = user_histories(seqs, rows, user_tower.history_length)
-        return user_tower.forward(slots, buckets) @ vectors.T
-
-    return score
+                "users": self.users, "sample": self.sample, "baselines": self.baselines}
 
 
 def evaluate_all(
@@ -74,15 +61,29 @@ def evaluate_all(
     dataset: dict[str, Any],
     served: tuple[UserTower, np.ndarray] | None,
     baselines: Sequence[str] = BASELINES,
-    ease_lambda: float = 300.0,
+    ease_lambda: float | None = None,
     log: Callable[[str], None] = print,
     baseline_users: int | None = DEFAULT_BASELINE_USERS,
     baseline_items: int = DEFAULT_MAX_ITEMS,
     seed: int = 0,
     progress: bool | None = None,
+    sequential: dict[str, SequentialConfig] | None = None,
 ) -> Evaluation:
     """The served path on every test user; the baselines on every test user too, or, above
-    ``baseline_users`` of them, on a sample drawn with ``seed`` (the served path is also reported on it)."""
+    ``baseline_users`` of them, on a sample drawn with ``seed`` (the served path is also reported on it).
+
+    Hyper-parameters default to the ones chosen on validation users (``training.tuning``): EASE's
+    ``ease_lambda``, SASRec's and GRU4Rec's configurations (``sequential``, by name). SASRec and GRU4Rec
+    train here, on the history minus the validation hold-out (``training.sequential``); their
+    ``seconds`` include the training."""
+    from training.tuning import EASE_LAMBDA
+
+    unknown = sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    lam = EASE_LAMBDA if ease_lambda is None else ease_lambda
+    configs = {**SEQUENTIAL_DEFAULTS, **(sequential or {})}
+    info: dict[str, dict[str, Any]] = {}
     data = EvalSet.build(split, catalog_ids)
     results: dict[str, dict[str, float]] = {}
     ci95: dict[str, dict[str, float]] = {}
@@ -115,6 +116,17 @@ def evaluate_all(
     bars = progress if progress is not None else sys.stderr.isatty()
     for name in baselines:
         started = time.perf_counter()
+        if name in SEQUENTIAL:
+            from training.sequential import train_sequential
+
+            trained = train_sequential(split, data.catalog_ids, configs[name], log=log, progress=progress)
+            info[name] = {k: v for k, v in trained.info.items() if k != "history"}
+            fit = time.perf_counter() - started
+            run(name, trained.score_users, sample_rows)
+            seconds[name] = round(seconds[name] + fit, 2)
+            info[name]["training_seconds"] = round(fit, 1)
+            del trained
+            continue
         if name == "popularity":
             model: Popularity | ItemKNN | EASE = Popularity(data.history)
         elif name == "item-kNN":
@@ -124,22 +136,24 @@ def evaluate_all(
         elif name == "EASE":
             if gram is None:
                 gram = Gram(data.history, baseline_items, progress=bars)
-            model = EASE(gram=gram, lam=ease_lambda, consume=True)
+            model = EASE(gram=gram, lam=lam, consume=True)
             gram = None
+            info[name] = {"lambda": lam}
         else:
             raise ValueError(f"unknown baseline {name!r}")
         fit = time.perf_counter() - started
         run(name, lambda rows, m=model: m.score(data.history[rows]), sample_rows)  # type: ignore[misc]
         seconds[name] = round(seconds[name] + fit, 2)
         del model
-    return Evaluation(dataset, results, seconds, ci95, counts, sample)
+    return Evaluation(dataset, results, seconds, ci95, counts, sample, info)
 
 
 def format_table(evaluation: Evaluation) -> str:
-    header = f"{'model':<22}" + "".join(f"{m:>12}" for m in METRICS)
+    header = f"{'model':<22}" + "".join(f"{m:>12}" for m in METRICS) + f"{'seconds':>10}"
     lines = [header, "-" * len(header)]
     for name, row in evaluation.results.items():
-        lines.append(f"{name:<22}" + "".join(f"{row[m]:>12.4f}" for m in METRICS))
+        lines.append(f"{name:<22}" + "".join(f"{row[m]:>12.4f}" for m in METRICS)
+                     + f"{evaluation.seconds.get(name, 0.0):>10.1f}")
     return "\n".join(lines)
 
 
@@ -153,11 +167,16 @@ def run_training(
     baseline_users: int | None = DEFAULT_BASELINE_USERS,
     baseline_items: int = DEFAULT_MAX_ITEMS,
     stages: Stages | None = None,
+    tune: bool = False,
+    tuning_spaces: dict[str, dict[str, list[Any]]] | None = None,
 ) -> tuple[Bundle, Evaluation]:
     """Load, split, train, evaluate the served path and the baselines, and write the bundle.
 
-    ``stages`` (if given) records the wall time and peak memory of each stage: ``load``, ``examples``,
-    ``training``, ``evaluation``, ``export``.
+    ``stages`` (if given) records the wall time and peak memory of each stage: ``load``, (``tuning``),
+    ``examples``, ``training``, ``evaluation``, ``export``. With ``tune``, the hyper-parameters of the
+    two-tower model and of the baselines that have some are first chosen on validation users
+    (``training.tuning``; ``tuning_spaces`` replaces some of its spaces), the chosen ones train and are
+    evaluated, and the search is recorded in the manifest (``training.tuning``).
     """
     from training.train import export_bundle, train_two_tower
 
@@ -168,15 +187,35 @@ def run_training(
         log(f"loaded {data.name} ({data.layout} layout): {summary}")
         split = chronological_split(data.ratings)
         data = replace(data, ratings=_no_ratings())  # the split holds the interactions from here on
+    tuning: dict[str, Any] | None = None
+    ease_lambda: float | None = None
+    sequential: dict[str, SequentialConfig] = {}
+    if tune:
+        from training.tuning import SPACES, tune_baselines, tune_two_tower
+
+        spaces = {**SPACES, **(tuning_spaces or {})}
+        with stage("tuning"):
+            tuning = {"two-tower": tune_two_tower(data, split, config, spaces["two-tower"], log=log)}
+            config = replace(config, **tuning["two-tower"]["chosen"])
+            tuning.update(tune_baselines(split, [m.movie_id for m in data.movies], list(baselines), seed=config.seed,
+                                         spaces=spaces, baseline_items=baseline_items, log=log))
+        if "EASE" in tuning:
+            ease_lambda = float(tuning["EASE"]["chosen"]["ease_lambda"])
+        for name in SEQUENTIAL:
+            if name in tuning:
+                sequential[name] = replace(SEQUENTIAL_DEFAULTS[name], **tuning[name]["chosen"])
+        log("chosen on validation: " + "; ".join(f"{k}: {v['chosen']}" for k, v in tuning.items()))
     trained = train_two_tower(data, split, config, progress=progress, log=log, stages=stage)
     with stage("evaluation"):
         evaluation = evaluate_all(
             split, [m.movie_id for m in trained.catalog], summary, (trained.user_tower, trained.vectors),
-            baselines, log=log, baseline_users=baseline_users, baseline_items=baseline_items, seed=config.seed,
-            progress=progress,
+            baselines, ease_lambda=ease_lambda, log=log, baseline_users=baseline_users, baseline_items=baseline_items,
+            seed=config.seed, progress=progress, sequential=sequential,
         )
     with stage("export"):
         trained.info.update(stage.to_dict())
+        if tuning is not None:
+            trained.info["tuning"] = tuning
         bundle = export_bundle(trained, out_dir, summary, evaluation.results)
     return bundle, evaluation
 

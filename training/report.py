@@ -17,13 +17,21 @@ def write_report(
     history: dict[str, list[float]] | None = None,
     training: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write ``metrics.json``, ``metrics.md``, ``comparison.png`` and (with a history) ``training_curves.png``."""
+    """Write ``metrics.json``, ``metrics.md``, ``comparison.png``, (with a history) ``training_curves.png`` and
+    (when the training tuned its hyper-parameters) ``tuning.json`` and ``tuning.md``."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"model_version": model_version, **evaluation.to_dict()}
+    tuning = (training or {}).get("tuning")
     if training:
-        payload["training"] = {k: v for k, v in training.items() if k != "history"}
+        payload["training"] = {k: v for k, v in training.items() if k not in ("history", "tuning")}
     written = [out / "metrics.json", out / "metrics.md", out / "comparison.png"]
+    if tuning:
+        from training.tuning import tuning_markdown
+
+        (out / "tuning.json").write_text(json.dumps(tuning, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (out / "tuning.md").write_text(tuning_markdown(tuning), encoding="utf-8")
+        written += [out / "tuning.json", out / "tuning.md"]
     (out / "metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     ds = evaluation.dataset
     md = [
@@ -44,6 +52,7 @@ def write_report(
     if evaluation.ci95:
         half = ", ".join(f"{name} {ci.get('recall@10', 0):.4f}" for name, ci in evaluation.ci95.items())
         md += ["", f"95% confidence half-widths of Recall@10 over the users scored: {half}."]
+    md += _settings_lines(evaluation, training, out)
     if evaluation.sample:
         s = evaluation.sample
         served = (s.get("served") or {}).get("metrics") or {}
@@ -61,6 +70,48 @@ def write_report(
     return written
 
 
+def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out: Path) -> list[str]:
+    """What ran: the two-tower's configuration and validation figures, each baseline's hyper-parameters, and
+    where they were chosen (``tuning.md`` of this run, or of an earlier ``--tune`` run in the same directory)."""
+    lines: list[str] = []
+    if training and training.get("config"):
+        cfg = training["config"]
+        val = (training.get("validation") or {}).get("metrics") or {}
+        lines += ["", f"Two-tower: `{cfg.get('user_tower', 'pooling')}` user tower, temperature "
+                  f"{cfg.get('temperature')}, target window {cfg.get('target_window')}, best epoch "
+                  f"{training.get('best_epoch')} of "
+                  f"{training.get('epochs_run')} ({training.get('seconds')} s of training)"
+                  + (f"; validation Recall@10 {val['recall@10']:.4f} on {int(val['users'])} users" if val else "")
+                  + "."]
+    for name, info in evaluation.baselines.items():
+        if "lambda" in info:
+            lines += ["", f"{name}: lambda = {info['lambda']:g}."]
+        elif "config" in info:
+            c = info["config"]
+            size = (f"{c.get('blocks')} blocks, {c.get('heads')} head(s)" if "blocks" in c
+                    else f"GRU state {c.get('gru_units')}")
+            loss = "full-catalog cross-entropy" if c.get("negatives") is None else f"{c['negatives']} sampled negatives"
+            lines += ["", f"{name}: hidden {c.get('hidden')}, {size}, dropout {c.get('dropout')}, max length "
+                      f"{c.get('max_len')}, {loss}, learning rate {c.get('learning_rate')}; best epoch "
+                      f"{info.get('best_epoch')} of {info.get('epochs_run')} (early stopping on validation), "
+                      f"{info.get('training_seconds')} s of training."]
+    tuning = (training or {}).get("tuning")
+    if tuning:
+        lines += ["", "Hyper-parameters chosen in this run on validation users only: [tuning.md](tuning.md)."]
+    elif (out / "tuning.json").is_file() and training and training.get("config"):
+        try:
+            record = json.loads((out / "tuning.json").read_text(encoding="utf-8"))
+        except ValueError:
+            record = {}
+        chosen = (record.get("two-tower") or {}).get("chosen") or {}
+        cfg = training["config"]
+        same = all(cfg.get(k) == v for k, v in chosen.items())
+        lines += ["", "Defaults chosen on validation users only by `recs train --tune`: [tuning.md](tuning.md); "
+                  + ("this run used the chosen two-tower configuration." if same and chosen
+                     else "this run's two-tower configuration differs from the chosen one.")]
+    return lines
+
+
 def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
     import matplotlib
 
@@ -71,8 +122,11 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.6), constrained_layout=True)
     for ax, metric in zip(axes, METRICS, strict=True):
         values = [evaluation.results[n][metric] for n in names]
-        bars = ax.bar(range(len(names)), values, color=["#d1495b" if "two-tower" in n else "#8d99ae" for n in names])
-        ax.set_xticks(range(len(names)), [n.replace(" (served)", "\n(served)") for n in names], fontsize=7)
+        colors = ["#d1495b" if "two-tower" in n else "#edae49" if n in ("SASRec", "GRU4Rec") else "#8d99ae"
+                  for n in names]
+        bars = ax.bar(range(len(names)), values, color=colors)
+        ax.set_xticks(range(len(names)), [n.replace(" (served)", "\n(served)") for n in names], fontsize=7,
+                      rotation=45 if len(names) > 4 else 0)
         ax.set_title(metric)
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     fig.suptitle(f"{evaluation.dataset.get('name')}: two-tower (served path) against the baselines")

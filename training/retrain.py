@@ -58,10 +58,10 @@ from core.locks import RETRAIN, FileLock, OpenSearchLock, RedisLock, RunLock
 from core.publish import bundle_location, newest_beside, publish_bundle, put_beside, read_beside
 from training.config import TrainConfig
 from training.errors import DataError, TrainingError
-from training.evaluation import METRICS, EvalSet, per_user_metrics, summarize
+from training.evaluation import METRICS, EvalSet, per_user_metrics, served_scorer, summarize
 from training.gate import GATED_METRICS, ModelFigures, decide
 from training.movielens import Dataset, Ratings, load_movielens
-from training.pipeline import MODEL_NAME, served_scorer
+from training.pipeline import MODEL_NAME
 from training.retrain_settings import RetrainSettings, RetrainSettingsError
 from training.split import Split, chronological_split
 

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if f.name == "jit_compile":
             continue
         value = getattr(defaults, f.name)
-        kind = float if isinstance(value, float) else int
+        kind = float if isinstance(value, float) else str if isinstance(value, str) else int
         model.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value, help=f"default {value}")
     model.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
 

@@ -22,6 +22,7 @@ from core.bundle import Bundle, write_bundle
 from core.features import ItemFeatureSpec, Movie
 from core.towers import ItemTower, UserTower, log_popularity
 from training.config import TrainConfig
+from training.evaluation import served_scorer
 from training.examples import build_feature_spec
 from training.movielens import Dataset
 from training.sequences import (
@@ -36,6 +37,7 @@ from training.sequences import (
 )
 from training.split import Split
 from training.stages import Stages
+from training.validation import ValidationSplit, validation_evalset, validation_metrics, validation_split
 
 EVAL_CHUNK = 512
 """Users scored against the whole catalog at a time (validation): bounded memory on any catalog."""
@@ -119,7 +121,8 @@ def train_two_tower(
     _seed_everything(cfg.seed, deterministic_ops=not cfg.jit_compile)
     import keras
 
-    from training.model import ItemTowerLayer, TwoTower, UserTowerLayer
+    from training.model import ItemTowerLayer, TwoTower
+    from training.user_towers import make_user_tower_layer
 
     movies = data.movies
     n_movies = len(movies)
@@ -133,13 +136,9 @@ def train_two_tower(
         log_pop = log_popularity(popularity)
 
         # Validation users: their last 10% of history (at least one) are held out for early stopping.
-        n_hist = split.n_history.copy()
-        eligible = np.flatnonzero(n_hist >= 3)
-        n_val = round(cfg.validation_users * eligible.size)
-        val_users = np.sort(rng.choice(eligible, size=n_val, replace=False)) if n_val else np.empty(0, np.int64)
-        limit = n_hist.copy()
-        val_holdout = np.maximum(1, (n_hist[val_users] * 0.1).astype(np.int64))
-        limit[val_users] = n_hist[val_users] - val_holdout
+        val = validation_split(split.n_history, cfg.validation_users, rng)
+        n_hist, limit, val_users = val.n_history, val.limit, val.users
+        n_val = int(val_users.shape[0])
 
         seqs = encode_sequences(split, catalog_ids, spec.movie_ids, limit, rows=rows)
         del rows
@@ -160,8 +159,7 @@ def train_two_tower(
         f"sequences {seqs.nbytes() / 2**20:,.0f} MiB, examples {examples.nbytes() / 2**20:,.0f} MiB")
 
     out = cfg.dimension - 1
-    user_layer = UserTowerLayer(spec.movie_ids.size, cfg.history_length, cfg.embedding_dim, cfg.hidden,
-                                out, name="user_tower")
+    user_layer = make_user_tower_layer(cfg, spec.movie_ids.size, out)
     item_layer = ItemTowerLayer(spec.movie_ids.size, len(spec.genres), len(spec.tokens), cfg.embedding_dim,
                                 cfg.token_dim, cfg.hidden, out, name="item_tower")
     model = TwoTower(user_layer, item_layer, cfg.temperature, cfg.id_dropout, cfg.seed,
@@ -233,6 +231,7 @@ def train_two_tower(
     diff = parity_max_abs_diff(
         user_layer, item_layer, user_tower, item_tower, val_slots[:64], val_buckets[:64], item_inputs
     )
+    validation = served_validation(split, val, user_tower, vectors, catalog_ids) if n_val else {}
     seconds = time.perf_counter() - started
     info = {
         "config": cfg.to_dict(),
@@ -245,8 +244,17 @@ def train_two_tower(
         "seconds": round(seconds, 1),
         "history": history,
         "parity_max_abs_diff": diff,
+        "validation": {**val.to_dict(), "metrics": validation},
     }
     return TrainedModel(user_tower, item_tower, catalog, vectors, history, info, (user_layer, item_layer))
+
+
+def served_validation(split: Split, val: ValidationSplit, user_tower: UserTower, vectors: np.ndarray,
+                      catalog_ids: np.ndarray) -> dict[str, float]:
+    """The served path (numpy user tower, exported vectors) on the validation users: the figures the tuning
+    compares (``training.validation``), ranked like the test with the training prefix as the history."""
+    data = validation_evalset(split, val, catalog_ids)
+    return validation_metrics(served_scorer(user_tower, vectors, split, lengths=val.limit), data)
 
 
 def export_bundle(
@@ -273,23 +281,13 @@ def export_bundle(
 
 def export_towers(user_layer: Any, item_layer: Any, spec: ItemFeatureSpec, config: TrainConfig,
                   popularity_weight: float) -> tuple[UserTower, ItemTower]:
-    """Copy the Keras weights into the numpy towers of the serving path."""
+    """Copy the Keras weights into the numpy towers of the serving path (the user tower of its type)."""
+    from training.user_towers import export_user_tower
 
     def arr(x: Any) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)
 
-    user = UserTower(
-        movie_ids=spec.movie_ids,
-        history_embedding=arr(user_layer.history_embedding),
-        position_logit=arr(user_layer.position_logit),
-        rating_logit=arr(user_layer.rating_logit),
-        dense1_kernel=arr(user_layer.dense1.kernel),
-        dense1_bias=arr(user_layer.dense1.bias),
-        dense2_kernel=arr(user_layer.dense2.kernel),
-        dense2_bias=arr(user_layer.dense2.bias),
-        inverse_temperature=1.0 / config.temperature,
-        popularity_weight=popularity_weight,
-    )
+    user = export_user_tower(user_layer, spec.movie_ids, config.temperature, popularity_weight)
     item = ItemTower(
         spec=spec,
         id_embedding=arr(item_layer.id_embedding),

@@ -1,0 +1,114 @@
+"""SASRec and GRU4Rec (``training.sequential``) on tiny synthetic sequences, through the evaluation of
+``recs evaluate``, and the hyper-parameter search (``training.tuning``) on a tiny grid writing its record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.config import TrainConfig
+from training.movielens import Ratings
+from training.pipeline import evaluate_all, run_training
+from training.report import write_report
+from training.sequential import ItemSequences, SequentialConfig
+from training.split import chronological_split
+from training.tuning import grid, tuning_markdown
+
+pytestmark = pytest.mark.slow
+
+N_ITEMS = 120
+
+
+def chain_ratings(users: int = 80, length: int = 25, seed: int = 0) -> Ratings:
+    """Each user walks a cycle of the catalog (item i, then i + 1, ...) from a random start: the next item is
+    predictable from the last one, while popularity is nearly flat."""
+    rng = np.random.default_rng(seed)
+    u, m, t = [], [], []
+    for user in range(users):
+        start = int(rng.integers(N_ITEMS))
+        items = (start + np.arange(length)) % N_ITEMS + 1
+        u += [user + 1] * length
+        m += items.tolist()
+        t += (1_000_000 + 60 * np.arange(length)).tolist()
+    n = len(u)
+    return Ratings(np.asarray(u, np.int32), np.asarray(m, np.int32), np.full(n, 4.0, np.float32),
+                   np.asarray(t, np.int64))
+
+
+def tiny(model: str, **overrides) -> SequentialConfig:
+    values = {"model": model, "max_len": 8, "hidden": 32, "gru_units": 32, "blocks": 1, "heads": 1, "dropout": 0.0,
+              "learning_rate": 1e-2, "batch_size": 32, "epochs": 6, "patience": 6, "validation_users": 0.2,
+              "jit_compile": False, **overrides}
+    return SequentialConfig(**values)
+
+
+def test_windows_and_inputs_are_right_aligned_next_item_pairs():
+    data = ItemSequences(offsets=np.array([0, 7, 7, 10]), items=np.arange(1, 11, dtype=np.int32),
+                         n_history=np.array([7, 0, 3]), limit=np.array([6, 0, 3]))
+    ends = data.windows(4)
+    np.testing.assert_array_equal(ends, [6, 2, 10])  # user 0: targets 2..6 in two windows; user 2: targets 9, 10
+    inputs, targets = data.window_batch(ends, 4)
+    np.testing.assert_array_equal(inputs, [[2, 3, 4, 5], [0, 0, 0, 1], [0, 0, 8, 9]])
+    np.testing.assert_array_equal(targets, [[3, 4, 5, 6], [0, 0, 0, 2], [0, 0, 9, 10]])
+    np.testing.assert_array_equal(data.last_items(np.array([0, 1, 2]), data.n_history, 4),
+                                  [[4, 5, 6, 7], [0, 0, 0, 0], [0, 8, 9, 10]])
+
+
+def test_sasrec_and_gru4rec_beat_popularity_on_sequences():
+    split = chronological_split(chain_ratings())
+    catalog = list(range(1, N_ITEMS + 1))
+    # SASRec with cross-entropy over the whole catalog, GRU4Rec over sampled negatives: both losses run
+    configs = {"SASRec": tiny("SASRec"), "GRU4Rec": tiny("GRU4Rec", negatives=16)}
+    ev = evaluate_all(split, catalog, {"name": "chains"}, None, ("popularity", "SASRec", "GRU4Rec"),
+                      log=lambda m: None, sequential=configs)
+    pop = ev.results["popularity"]["recall@10"]
+    for name in ("SASRec", "GRU4Rec"):
+        assert ev.results[name]["recall@10"] > pop + 0.2, (name, ev.results[name], pop)
+        info = ev.baselines[name]
+        assert info["config"]["model"] == name and info["epochs_run"] >= info["best_epoch"] >= 1
+        assert info["validation"]["metrics"]["recall@10"] > 0 and ev.seconds[name] >= info["training_seconds"]
+
+
+def make_ml100k(root: Path) -> Path:
+    from tests.training.test_cli_any_layout import make_ml100k as make
+
+    return make(root)
+
+
+def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Path):
+    data = make_ml100k(tmp_path / "ml-100k")
+    spaces = {
+        "two-tower": {"temperature": [0.2, 0.5]},
+        "EASE": {"ease_lambda": [10.0, 1000.0]},
+        "GRU4Rec": {"epochs": [2], "max_len": [8], "hidden": [16], "gru_units": [16], "jit_compile": [False]},
+    }
+    config = TrainConfig(epochs=1, batch_size=64, history_length=10, jit_compile=False)
+    bundle, evaluation = run_training(data, tmp_path / "bundle", config, ("popularity", "EASE", "GRU4Rec"),
+                                      progress=False, log=lambda m: None, tune=True, tuning_spaces=spaces)
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    record = manifest["training"]["tuning"]
+    assert set(record) == {"two-tower", "EASE", "GRU4Rec"}
+    for name, n in (("two-tower", 2), ("EASE", 2), ("GRU4Rec", 1)):
+        rec = record[name]
+        assert rec["space"] == spaces[name] and len(rec["trials"]) == n and rec["selection"] == "recall@10"
+        assert rec["validation"]["fraction"] == 1.0
+        best = max(rec["trials"], key=lambda t: t["validation"]["recall@10"])
+        assert rec["chosen"] == best["params"] and 0 <= best["validation"]["recall@10"] <= 1
+    assert manifest["training"]["config"]["temperature"] == record["two-tower"]["chosen"]["temperature"]
+    assert manifest["training"]["config"]["validation_users"] == 0.1  # the final training validates as always
+    assert evaluation.baselines["EASE"]["lambda"] == record["EASE"]["chosen"]["ease_lambda"]
+    assert evaluation.baselines["GRU4Rec"]["config"]["max_len"] == 8
+    written = write_report(tmp_path / "report", evaluation, bundle.model_version, manifest["training"]["history"],
+                           manifest["training"])
+    assert {p.name for p in written} >= {"tuning.json", "tuning.md", "metrics.md"}
+    assert json.loads((tmp_path / "report" / "tuning.json").read_text())["EASE"]["chosen"] == record["EASE"]["chosen"]
+    assert "[tuning.md](tuning.md)" in (tmp_path / "report" / "metrics.md").read_text()
+    assert "| **0.2** |" in tuning_markdown(record) or "| **0.5** |" in tuning_markdown(record)
+
+
+def test_grid_is_every_combination_in_order():
+    assert grid({"a": [1, 2], "b": ["x", "y"]}) == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"},
+                                                  {"a": 2, "b": "y"}]

@@ -1,0 +1,177 @@
+"""Hyper-parameter selection on validation users only (``recs train --tune``).
+
+The protocol:
+
+* **Validation** (``training.validation``): every user with at least 3 history items holds out the
+  latest 10% of their history (at least one item); the models train on the rest of the history
+  and rank the full catalog for those users, the training prefix excluded, exactly as the test
+  ranks it with the history excluded. The test items are never read. (Early stopping in each trial
+  uses the same held-out items, as the final training uses its own 10% of users.)
+* **Selection**: the highest validation Recall@10 (the table's first metric, the one early stopping
+  watches); a tie keeps the earlier trial of the grid. NDCG@10 and Recall@100 are recorded.
+* **Spaces**: small grids, below (``SPACES``); each trial trains from the same seed.
+
+The chosen values are the defaults of the code (``TrainConfig``, ``EASE_LAMBDA``,
+``training.sequential.DEFAULTS``): a plain ``recs train`` runs them. ``recs train --tune`` runs
+the search again, trains and evaluates the chosen configuration, and records the search (space,
+every trial's validation figures, the choice) in the bundle's manifest and in ``report/tuning.json``
+and ``report/tuning.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from training.config import TrainConfig
+from training.movielens import Dataset
+from training.split import Split
+
+EASE_LAMBDA = 300.0
+"""EASE's L2 weight, chosen on validation users (``SPACES["EASE"]``)."""
+
+TUNING_VALIDATION_USERS = 1.0
+"""The share of eligible users that hold out the latest 10% of their history during the search."""
+SELECTION_METRIC = "recall@10"
+
+SPACES: dict[str, dict[str, list[Any]]] = {
+    "two-tower": {
+        "user_tower": ["pooling", "attention", "gru"],
+        "temperature": [0.1, 0.2],
+        "target_window": [1, 5],
+    },
+    "EASE": {"ease_lambda": [50.0, 100.0, 200.0, 300.0, 500.0, 1000.0]},
+    "SASRec": {"blocks": [1, 2], "dropout": [0.2, 0.5]},
+    "GRU4Rec": {"gru_units": [64, 128], "dropout": [0.0, 0.3]},
+}
+"""The search spaces: every combination of the listed values (a grid) is a trial."""
+
+
+def grid(space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the space's values, in order (the last key varies fastest)."""
+    keys = list(space)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(space[k] for k in keys))]
+
+
+def _select(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    scored = [t for t in trials if t["validation"]]
+    if not scored:
+        raise ValueError("no trial has validation figures (no validation users?)")
+    return max(scored, key=lambda t: t["validation"][SELECTION_METRIC])  # max keeps the first of equals
+
+
+def _record(space: Mapping[str, Sequence[Any]], trials: list[dict[str, Any]], base: dict[str, Any],
+            validation: dict[str, Any]) -> dict[str, Any]:
+    best = _select(trials)
+    return {"space": {k: list(v) for k, v in space.items()}, "base": base, "validation": validation,
+            "selection": SELECTION_METRIC, "trials": trials, "chosen": best["params"]}
+
+
+def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mapping[str, Sequence[Any]] | None = None,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train one two-tower model per point of ``space`` on the tuning validation split and record each one's
+    served-path validation figures; ``chosen`` is the best by validation Recall@10."""
+    from training.train import train_two_tower
+
+    space = SPACES["two-tower"] if space is None else space
+    trials: list[dict[str, Any]] = []
+    validation: dict[str, Any] = {}
+    points = grid(space)
+    for i, params in enumerate(points, 1):
+        config = replace(base, **params, validation_users=TUNING_VALIDATION_USERS)
+        started = time.perf_counter()
+        trained = train_two_tower(data, split, config, progress=False, log=lambda m: None)
+        figures = dict(trained.info["validation"]["metrics"])
+        validation = {k: v for k, v in trained.info["validation"].items() if k != "metrics"}
+        trials.append({"params": params, "validation": figures, "best_epoch": trained.info["best_epoch"],
+                       "epochs_run": trained.info["epochs_run"], "seconds": round(time.perf_counter() - started, 1)})
+        log(f"tuning two-tower {i}/{len(points)} {params}: validation recall@10 "
+            f"{figures.get('recall@10', float('nan')):.4f} (best epoch {trained.info['best_epoch']})")
+        del trained
+    base_dict = {k: v for k, v in base.to_dict().items() if k not in space}
+    return _record(space, trials, base_dict, validation)
+
+
+def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names: Sequence[str], seed: int = 42,
+                   spaces: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+                   sequential: Mapping[str, Any] | None = None, baseline_items: int | None = None,
+                   log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """The baselines with hyper-parameters (EASE, SASRec, GRU4Rec among ``names``) on the same validation
+    users: EASE is fitted on the training prefixes; SASRec and GRU4Rec train on them with early stopping on
+    the held-out items. Returns one record per baseline (space, trials, ``chosen``)."""
+    from training.baselines import DEFAULT_MAX_ITEMS, EASE, Gram
+    from training.sequential import DEFAULTS, SEQUENTIAL, train_sequential
+    from training.validation import validation_evalset, validation_metrics, validation_split
+
+    spaces = {**SPACES, **(spaces or {})}
+    val = validation_split(split.n_history, TUNING_VALIDATION_USERS, np.random.default_rng(seed))
+    data = validation_evalset(split, val, catalog_ids)
+    records: dict[str, dict[str, Any]] = {}
+    if "EASE" in names:
+        space = spaces["EASE"]
+        gram = Gram(data.history, baseline_items or DEFAULT_MAX_ITEMS)
+        trials = []
+        for params in grid(space):
+            started = time.perf_counter()
+            model = EASE(gram=gram, lam=float(params["ease_lambda"]))
+            figures = validation_metrics(lambda rows, m=model: m.score(data.history[rows]), data)  # type: ignore[misc]
+            trials.append({"params": params, "validation": figures, "seconds": round(time.perf_counter() - started, 1)})
+            log(f"tuning EASE {params}: validation recall@10 {figures.get('recall@10', float('nan')):.4f}")
+            del model
+        records["EASE"] = _record(space, trials, {}, val.to_dict())
+        del gram
+    for name in SEQUENTIAL:
+        if name not in names:
+            continue
+        space = spaces[name]
+        base = (sequential or {}).get(name, DEFAULTS[name])
+        trials = []
+        for params in grid(space):
+            config = replace(base, **params)
+            trained = train_sequential(split, catalog_ids, config, validation=val, log=lambda m: None,
+                                       progress=False)
+            info = trained.info
+            trials.append({"params": params, "validation": info["validation"]["metrics"],
+                           "best_epoch": info["best_epoch"], "epochs_run": info["epochs_run"],
+                           "seconds": info["seconds"]})
+            log(f"tuning {name} {params}: validation recall@10 "
+                f"{info['validation']['metrics'].get('recall@10', float('nan')):.4f} (best epoch {info['best_epoch']}, "
+                f"{info['seconds']:.0f} s)")
+            del trained
+        base_dict = {k: v for k, v in base.to_dict().items() if k not in space}
+        records[name] = _record(space, trials, base_dict, val.to_dict())
+    return records
+
+
+def tuning_markdown(record: Mapping[str, Any]) -> str:
+    """The search as Markdown: protocol, each model's space, trials (validation figures) and choice."""
+    lines = [
+        "# Hyper-parameter search (validation users only)",
+        "",
+        "Every user with at least 3 history items holds out the latest 10% of their history; each trial trains "
+        "on the rest and ranks the full catalog for those users (training prefix excluded). The test items are "
+        f"never read. Selection: the highest validation {SELECTION_METRIC} (a tie keeps the earlier trial).",
+    ]
+    for model, rec in record.items():
+        space = rec["space"]
+        keys = list(space)
+        lines += ["", f"## {model}", "",
+                  "Space: " + "; ".join(f"`{k}` in {{{', '.join(str(v) for v in vals)}}}" for k, vals in space.items())
+                  + ".", ""]
+        if rec.get("base"):
+            lines += ["Fixed: " + ", ".join(f"`{k}`={v}" for k, v in rec["base"].items()) + ".", ""]
+        lines += ["| " + " | ".join(keys) + " | val recall@10 | val ndcg@10 | val recall@100 | best epoch | seconds |",
+                  "|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|"]
+        for t in rec["trials"]:
+            v = t["validation"]
+            mark = "**" if t["params"] == rec["chosen"] else ""
+            cells = " | ".join(f"{mark}{t['params'][k]}{mark}" for k in keys)
+            lines.append(f"| {cells} | {v.get('recall@10', 0):.4f} | {v.get('ndcg@10', 0):.4f} | "
+                         f"{v.get('recall@100', 0):.4f} | {t.get('best_epoch', '')} | {t.get('seconds', 0):.0f} |")
+        lines += ["", "Chosen: " + ", ".join(f"`{k}`={v}" for k, v in rec["chosen"].items()) + "."]
+    return "\n".join(lines) + "\n"
