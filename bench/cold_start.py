@@ -19,6 +19,10 @@ of load on the machine touches every case alike:
 * **import floor**: numpy, Powertools' ``APIGatewayRestResolver`` with validation (its event-handler
   package, the OpenAPI validation middleware) and one pydantic model validated: what any handler of
   this design pays before a line of the project runs.
+* **user towers** (``--towers pooling,attention,gru``; ``--towers ''`` skips them): the numpy handler
+  case with a bundle of each user-tower type at the trained model's sizes (``TrainConfig``'s defaults,
+  random weights, the same 9,742-movie catalog and item tower: ``bench.latency.write_tower_bundles``),
+  interleaved with the cases above; medians and ratios over the pooling tower's.
 * **TensorFlow SavedModel**: the same user tower rebuilt as a TensorFlow graph from the bundle's
   numpy weights (checked equal to the numpy tower), saved as a SavedModel; a fresh process imports
   TensorFlow, loads it and runs one inference. No handler, no k-NN: a lower bound for a function
@@ -382,7 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--skip-tensorflow", action="store_true")
     parser.add_argument("--import-runs", type=int, default=3, help="runs under -X importtime for the breakdown")
+    parser.add_argument("--towers", default="pooling,attention,gru",
+                        help="user-tower types whose handler cold start is measured side by side ('' to skip)")
     args = parser.parse_args(argv)
+    towers = [t for t in args.towers.split(",") if t]
 
     from infra.packaging import RUNTIME_ENVIRONMENT, find_python312, read_report
 
@@ -413,8 +420,14 @@ def main(argv: list[str] | None = None) -> int:
             "_X_AMZN_TRACE_ID": "Root=1-6741a3f0-1c2d3e4f5a6b7c8d9e0f1a2b;Parent=53995c3f42cd8ad8;Sampled=1",
             "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000", "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
         }
+        tower_bundles: dict[str, Path] = {}
+        if towers:
+            from bench.latency import write_tower_bundles
+
+            _say(f"writing one bundle per user tower ({', '.join(towers)}), 9,742 movies ...")
+            tower_bundles = write_tower_bundles(work, towers, 9742)
         _say(f"measuring bare numpy, the import floor, the numpy handler (plain, with X-Ray, with the deployed "
-             f"clients' imports), {args.runs} runs each, interleaved ...")
+             f"clients' imports, per user tower), {args.runs} runs each, interleaved ...")
         measured = measure_interleaved({
             "bare_numpy": ([python312, "-I", "-S", "-c", BARE_NUMPY_CHILD], base_env),
             "import_floor": ([python312, "-I", "-S", "-c", FLOOR_CHILD], base_env),
@@ -423,7 +436,10 @@ def main(argv: list[str] | None = None) -> int:
             "numpy_handler_deployed_clients": (numpy_cmd, {
                 **base_env, "BENCH_DEPLOYED_CLIENTS": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "b",
             }),
+            **{f"tower_{kind}": (numpy_cmd, {**base_env, "RECS_BUNDLE": str(path)})
+               for kind, path in tower_bundles.items()},
         }, args.runs)
+        tower_rows = {kind: measured[f"tower_{kind}"] for kind in tower_bundles}
         bare, floor = measured["bare_numpy"], measured["import_floor"]
         numpy_plain, numpy_traced = measured["numpy_handler"], measured["numpy_handler_xray"]
         deployed = measured["numpy_handler_deployed_clients"]
@@ -468,6 +484,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"budget {BUDGET_MS:.0f} ms: {'met' if within else 'MISSED'}; asset "
           f"{report['unzipped_bytes'] / 2**20:.1f} MB unzipped, {report['zipped_bytes'] / 2**20:.1f} MB zipped; "
           f"bundle {bundle}")
+    if tower_rows:
+        print("user towers: numpy handler cold start with each tower type (real sizes, 9,742 movies; medians):")
+        print(f"  {'tower':<10} {'to answer':>10} {'1st req':>9} {'CPU':>8} {'answer/pool':>12} {'CPU/pool':>9}")
+        ref = tower_rows.get("pooling")
+        for kind, r in tower_rows.items():
+            ratio = r["median_ms"] / ref["median_ms"] if ref else float("nan")
+            cpu = r["cpu_median_ms"] / ref["cpu_median_ms"] if ref else float("nan")
+            r["over_pooling"], r["cpu_over_pooling"] = ratio, cpu
+            print(f"  {kind:<10} {r['median_ms']:8.0f}ms {r['first_request_median_ms']:7.1f}ms "
+                  f"{r['cpu_median_ms']:6.0f}ms {ratio:11.2f}x {cpu:8.2f}x")
     print(f"imports of the numpy handler, -X importtime ({imports['runs']} runs, medians; it slows imports down, "
           f"read proportions): {imports['modules']} modules, {imports['total_ms']:.0f} ms")
     print(f"  {'by group':36} {'self':>10} {'with the standard library it imports first':>46}")
@@ -487,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         "numpy_handler": numpy_plain,
         "numpy_handler_xray": numpy_traced,
         "numpy_handler_deployed_clients": deployed,
+        "user_towers": tower_rows,
         "tensorflow_savedmodel": tf_result,
         "tensorflow_over_numpy": ratio,
         "tf_numpy_max_abs_diff": parity,

@@ -14,6 +14,13 @@ the handler (10k catalog). Catalogs are synthetic (random unit vectors plus a po
 column, synthetic titles, genres and years); the user tower is a synthetic 10k-movie bundle.
 Reports p50 and p99 in milliseconds.
 
+**User towers** (``--towers pooling,attention,gru``; ``--towers ''`` skips it): the same warm miss
+(10k catalog, ``k = 10``) with a bundle of each user-tower type at the trained model's sizes
+(``TrainConfig``'s defaults: history length 50, embedding 64, hidden 256, dimension 64, random
+weights: the cost does not depend on their values), histories of 1 to 50 movies; the towers take
+turns in ``--tower-rounds`` rounds so that a change of load touches them alike. Beside each, the
+numpy tower alone (``encode`` of one history). Ratios are over the pooling tower's figures.
+
 Prints a table, then the JSON object as the last line.
 """
 
@@ -66,6 +73,123 @@ def vectors_for(popularity: np.ndarray, dimension: int, seed: int) -> np.ndarray
     v = rng.standard_normal((popularity.size, dimension - 1)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return np.hstack([v, np.log1p(popularity).astype(np.float32)[:, None]]).astype(np.float32)
+
+
+def real_size_user_tower(kind: str, movie_ids: np.ndarray, seed: int = 0) -> Any:
+    """A user tower of type ``kind`` with ``TrainConfig``'s default sizes and random weights."""
+    from core.towers import AttentionUserTower, GRUUserTower, UserTower
+    from training.config import TrainConfig
+
+    cfg = TrainConfig()
+    rng = np.random.default_rng(seed)
+    h, d, hidden, blocks = cfg.history_length, cfg.embedding_dim, cfg.hidden, cfg.attention_blocks
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) / np.sqrt(shape[-2] if len(shape) > 1 else shape[0])).astype(np.float32)
+
+    def zeros(*shape: int) -> np.ndarray:
+        return np.zeros(shape, np.float32)
+
+    extra = {"pooling": 0, "attention": d, "gru": d}[kind]
+    common: dict[str, Any] = {
+        "movie_ids": np.asarray(movie_ids, np.int64), "history_embedding": w(movie_ids.size + 2, d),
+        "position_logit": w(h), "rating_logit": w(11), "dense1_kernel": w(2 * d + extra, hidden),
+        "dense1_bias": zeros(hidden), "dense2_kernel": w(hidden, cfg.dimension - 1), "dense2_bias": zeros(
+            cfg.dimension - 1), "inverse_temperature": 1.0 / cfg.temperature, "popularity_weight": 0.1,
+    }
+    if kind == "pooling":
+        return UserTower(**common)
+    if kind == "gru":
+        return GRUUserTower(**common, rating_embedding=w(11, d), gru_kernel=w(d, 3 * d),
+                            gru_recurrent_kernel=w(d, 3 * d), gru_bias=zeros(2, 3 * d))
+    ones = np.ones((blocks, d), np.float32)
+    return AttentionUserTower(
+        **common, position_embedding=w(h, d), rating_embedding=w(11, d), ln1_gamma=ones, ln1_beta=zeros(blocks, d),
+        qkv_kernel=w(blocks, d, 3 * d), qkv_bias=zeros(blocks, 3 * d), out_kernel=w(blocks, d, d),
+        out_bias=zeros(blocks, d), ln2_gamma=ones, ln2_beta=zeros(blocks, d), ffn1_kernel=w(blocks, d, d),
+        ffn1_bias=zeros(blocks, d), ffn2_kernel=w(blocks, d, d), ffn2_bias=zeros(blocks, d),
+        final_gamma=np.ones(d, np.float32), final_beta=zeros(d), heads=cfg.attention_heads,
+    )
+
+
+def write_tower_bundles(root: Path, kinds: list[str], n_movies: int, seed: int = 2) -> dict[str, Path]:
+    """One bundle per user-tower type over the same synthetic catalog and item tower (``TrainConfig``'s sizes)."""
+    from core.bundle import write_bundle
+    from recs.local.synthetic import synthetic_catalog, synthetic_towers
+    from training.config import TrainConfig
+
+    cfg = TrainConfig()
+    catalog = synthetic_catalog(n_movies, seed)
+    _, item = synthetic_towers(catalog, cfg.dimension, cfg.history_length, seed)
+    vectors = item.encode(catalog)
+    out = {}
+    for kind in kinds:
+        user = real_size_user_tower(kind, item.spec.movie_ids, seed)
+        bundle = write_bundle(root / f"bundle-{kind}", model_version=f"synthetic-{kind}-{n_movies}", user_tower=user,
+                              item_tower=item, catalog=catalog, movie_vectors=vectors,
+                              extra={"dataset": {"name": "synthetic", "movies": n_movies}})
+        out[kind] = bundle.path
+    return out
+
+
+def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, template: dict[str, Any],
+                     rng: np.random.Generator) -> dict[str, Any]:
+    """Warm misses through the handler with each user-tower type, in turns; and each numpy tower alone."""
+    from core.bundle import open_bundle
+    from core.embedded_store import EmbeddedStore
+    from recommender import composition
+    from recommender.settings import ServiceSettings
+    from training.config import TrainConfig
+
+    dimension = TrainConfig().dimension
+    bundles = write_tower_bundles(work / "towers", kinds, TOWER_MOVIES)
+    store_root = work / "store-towers"
+    catalog, popularity = synthetic_store_catalog(TOWER_MOVIES, seed=7)
+    store = EmbeddedStore(store_root)
+    store.write_index("bench-towers", catalog, vectors_for(popularity, dimension, 7), "synthetic-towers")
+    store.publish("bench-towers")
+    handler: dict[str, list[float]] = {k: [] for k in kinds}
+    alone: dict[str, list[float]] = {k: [] for k in kinds}
+
+    def history() -> list[dict[str, Any]]:
+        return [{"movie_id": int(m), "rating": float(rng.integers(1, 11)) / 2}
+                for m in rng.integers(1, TOWER_MOVIES + 1, size=int(rng.integers(1, 51)))]
+
+    for _ in range(rounds):
+        for kind in kinds:
+            composition.configure(ServiceSettings.from_env(env={}, bundle=str(bundles[kind]),
+                                                           embedded_store=str(store_root)))
+            composition.get_container()
+            events = [event_for({"history": history(), "k": 10}, template) for _ in range(requests + 10)]
+            with quiet_stderr():
+                timed(handler_calls(events[:10], expect(False)))  # warm-up
+                for call in handler_calls(events[10:], expect(False)):
+                    start = time.perf_counter()
+                    call()
+                    handler[kind].append((time.perf_counter() - start) * 1e3)
+            composition.reset()
+            tower = open_bundle(bundles[kind]).user_tower
+            pairs = [[(h["movie_id"], h["rating"]) for h in history()] for _ in range(requests)]
+            tower.encode(pairs[0])
+            for pair in pairs:
+                start = time.perf_counter()
+                tower.encode(pair)
+                alone[kind].append((time.perf_counter() - start) * 1e3)
+
+    def stats(samples: list[float]) -> dict[str, float]:
+        arr = np.asarray(samples)
+        return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)), "n": len(samples)}
+
+    out: dict[str, Any] = {"catalog": TOWER_MOVIES, "history_items": [1, 50], "rounds": rounds, "towers": {}}
+    for kind in kinds:
+        out["towers"][kind] = {"handler_miss": stats(handler[kind]), "tower_encode": stats(alone[kind])}
+    if "pooling" in kinds:
+        ref = out["towers"]["pooling"]
+        for kind in kinds:
+            row = out["towers"][kind]
+            row["handler_p50_over_pooling"] = row["handler_miss"]["p50_ms"] / ref["handler_miss"]["p50_ms"]
+            row["handler_p99_over_pooling"] = row["handler_miss"]["p99_ms"] / ref["handler_miss"]["p99_ms"]
+    return out
 
 
 def event_for(body: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement (1M: a third)")
     parser.add_argument("--dimension", type=int, default=32)
+    parser.add_argument("--towers", default="pooling,attention,gru",
+                        help="user-tower types to compare on warm misses ('' to skip)")
+    parser.add_argument("--tower-requests", type=int, default=200, help="requests per tower and round")
+    parser.add_argument("--tower-rounds", type=int, default=3)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    towers = [t for t in args.towers.split(",") if t]
 
     from core.embedded_store import EmbeddedStore
     from recommender import composition
@@ -236,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
                 composition.reset()
                 results["redis"] = {"ping": ping, "get_2kb": get, "handler_hit_via_redis": redis_hit,
                                     "catalog": sizes[0]}
+        if towers:
+            _say(f"user towers {', '.join(towers)}: warm misses in {args.tower_rounds} rounds ...")
+            results["user_towers"] = tower_comparison(work, towers, args.tower_requests, args.tower_rounds, template,
+                                                      rng)
     finally:
         composition.reset()
         shutil.rmtree(work, ignore_errors=True)
@@ -252,6 +385,16 @@ def main(argv: list[str] | None = None) -> int:
                             ("handler_hit_via_redis", "handler, hit via Redis")):
             r = red[name]
             print(f"{label:36} {r['p50_ms']:7.3f}ms {r['p99_ms']:7.3f}ms {r['n']:>6}")
+    if results.get("user_towers"):
+        ut = results["user_towers"]
+        print(f"user towers, warm miss ({ut['catalog']:,} catalog, histories of 1-50 movies, real sizes):")
+        print(f"  {'tower':<10} {'handler p50':>12} {'p99':>9} {'p50/pool':>9} {'p99/pool':>9} "
+              f"{'encode p50':>11} {'p99':>8}")
+        for kind, row in ut["towers"].items():
+            h, e = row["handler_miss"], row["tower_encode"]
+            r50, r99 = row.get("handler_p50_over_pooling", 0), row.get("handler_p99_over_pooling", 0)
+            print(f"  {kind:<10} {h['p50_ms']:10.3f}ms {h['p99_ms']:7.3f}ms {r50:8.2f}x {r99:8.2f}x "
+                  f"{e['p50_ms']:9.3f}ms {e['p99_ms']:6.3f}ms")
     print(json.dumps(results))
     return 0
 
