@@ -402,6 +402,7 @@ def measure_shape(shape: Shape, work: Path, seed: int, xla_side_by_side: bool, q
         train_args += ["--epochs", "1"]
     command = [sys.executable, "-m", "bench.scale", "child", "train", "--data", str(data), "--out", str(bundle),
                "--report", str(report), "--json", "--quiet", "--baseline-items", str(shape.baseline_items),
+               "--baselines", "popularity,item-kNN,EASE",
                *train_args]
     out, wall, _ = run_child(command)
     summary = next(json.loads(line) for line in reversed(out.strip().splitlines()) if line.startswith('{"model'))

@@ -62,3 +62,26 @@ def test_evaluate_reports_a_missing_directory_clearly(tmp_path: Path, capsys: py
     code = main(["evaluate", "--data", str(tmp_path / "missing"), "--bundle", "none"])
     assert code == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_baselines_are_chosen_by_name_any_case_or_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    data = make_ml100k(tmp_path / "ml-100k")
+    code = main(["evaluate", "--data", str(data), "--bundle", "none", "--baselines", "ease,Popularity", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(summary["metrics"]) == ["EASE", "popularity"]
+    assert summary["baselines"]["EASE"]["lambda"] > 0
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--data", str(data), "--bundle", "none", "--baselines", "ease,bert4rec"])
+    assert exc.value.code == 2
+    assert "unknown baseline(s) bert4rec; choose from popularity, item-kNN, EASE, SASRec, GRU4Rec" in \
+        capsys.readouterr().err
+
+
+def test_all_means_every_baseline_and_the_default_is_the_fast_ones():
+    from training.cli import _baseline_list
+    from training.pipeline import BASELINES, DEFAULT_BASELINES
+
+    assert _baseline_list("all") == BASELINES == ("popularity", "item-kNN", "EASE", "SASRec", "GRU4Rec")
+    assert DEFAULT_BASELINES == ("popularity", "item-kNN", "EASE")
+    assert _baseline_list("sasrec, gru4rec") == ("SASRec", "GRU4Rec")
