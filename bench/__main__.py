@@ -296,12 +296,16 @@ def scaling_view(r: dict[str, Any]) -> tuple[dict[str, Any], list[Table]]:
     headline: dict[str, Any] = {"target_met": r.get("target_met")}
     for trace, t in (r.get("traces") or {}).items():
         for policy, p in (t.get("policies") or {}).items():
+            bill = (p.get("weekly_bill_usd") or {}).get("x86_64") or {}
             rows.append([trace, policy, _fmt(p.get("cold_starts")), _percent(p.get("cold_fraction")),
-                         _fmt(p.get("provisioned_gb_seconds")), _fmt(p.get("mean_provisioned"), 2)])
+                         _fmt(p.get("p999_added_ms"), 1, " ms"), _fmt(p.get("mean_provisioned"), 2),
+                         "$" + _fmt(bill.get("total"), 2) if bill.get("total") is not None else "-"])
         headline[f"{trace}_cold_start_reduction_vs_tt"] = t.get("cold_start_reduction_vs_tt")
-        headline[f"{trace}_gb_seconds_vs_static"] = t.get("gb_seconds_vs_static")
-    return headline, [(["trace", "policy", "cold starts / week", "cold-started requests", "provisioned GB-s",
-                        "mean provisioned"], rows)]
+        headline[f"{trace}_bill_vs_tt_x86_64"] = (t.get("bill_vs_tt") or {}).get("x86_64")
+        headline[f"{trace}_none_bill_x86_64"] = (((t.get("policies") or {}).get("none") or {})
+                                                  .get("weekly_bill_usd") or {}).get("x86_64", {}).get("total")
+    return headline, [(["trace", "policy", "cold starts / week", "cold-started requests", "p99.9 added",
+                        "mean provisioned", "weekly bill (x86_64)"], rows)]
 
 
 def load_view(r: dict[str, Any]) -> tuple[dict[str, Any], list[Table]]:
@@ -413,8 +417,9 @@ def headline_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
         s = h["scaling"]
         traces = sorted({k.split("_cold")[0] for k in s if k.endswith("_cold_start_reduction_vs_tt")})
         parts = [f"{t}: {_fmt(100 * (s.get(f'{t}_cold_start_reduction_vs_tt') or 0), 1)}% fewer cold starts than "
-                 f"target tracking at {_fmt(100 * (s.get(f'{t}_gb_seconds_vs_static') or 0), 0)}% of static "
-                 "provisioning's GB-s" for t in traces]
+                 f"target tracking, for {_fmt(s.get(f'{t}_bill_vs_tt_x86_64'), 2, 'x')} its weekly bill "
+                 f"(no provisioned concurrency: ${_fmt(s.get(f'{t}_none_bill_x86_64'), 2)} a week)"
+                 for t in traces]
         out.append(f"**Predictive scaling** (simulated week): {'; '.join(parts)}.")
     if "scale" in h:
         sc = h["scale"]

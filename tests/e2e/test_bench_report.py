@@ -28,9 +28,12 @@ RESULTS: dict[str, dict[str, Any]] = {
                           "peak_rss_mb": 58.3}],
                 "ratios": {"catalog": 10.0, "peak_rss": 1.0}},
     "scaling": {"target_met": True, "traces": {"synthetic": {
-        "policies": {"predictive+tt": {"cold_starts": 8, "cold_fraction": 2.7e-7, "provisioned_gb_seconds": 9_832_200,
-                                       "mean_provisioned": 16.26}},
-        "cold_start_reduction_vs_tt": 0.988, "gb_seconds_vs_static": 0.54}}},
+        "policies": {"none": {"cold_starts": 636, "cold_fraction": 2.2e-5, "p999_added_ms": 0.5,
+                              "mean_provisioned": 0.0, "weekly_bill_usd": {"x86_64": {"total": 28.27}}},
+                     "predictive+tt": {"cold_starts": 8, "cold_fraction": 2.7e-7, "provisioned_gb_seconds": 9_832_200,
+                                       "mean_provisioned": 16.26, "p999_added_ms": 0.0,
+                                       "weekly_bill_usd": {"x86_64": {"total": 59.9}}}},
+        "cold_start_reduction_vs_tt": 0.988, "bill_vs_tt": {"x86_64": 2.07, "arm64": 2.02}}}},
     "load": {"errors": 0, "results": {"memory": {"mostly-hits": {
         "requests_per_second": 1590.0, "p50_ms": 4.4, "p95_ms": 10.7, "p99_ms": 14.9, "errors": 0,
         "cache_hit_ratio": 0.952, "requests": 4777}}}},
@@ -73,6 +76,8 @@ def test_the_report_has_the_machine_the_headlines_and_a_table_per_benchmark() ->
         assert f"\n## {title}\n" in report
     assert "231 ms median" in report and "12.8x" in report  # cold start headline
     assert "0.000027%" in report  # a tiny share stays visible
+    assert "98.8% fewer cold starts than target tracking, for 2.07x its weekly bill" in report
+    assert "(no provisioned concurrency: $28.27 a week)" in report and "| synthetic | none | 636 |" in report
     assert "| memory | mostly-hits | 1,590 | 4.40 ms |" in report
     assert "| 1m | 1,000,209 | training | 250.0 s | 1,400 MiB | 3 epochs, 83 s/epoch |" in report
     assert "XLA 1.45x faster per epoch" in report
