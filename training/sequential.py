@@ -54,12 +54,16 @@ class SequentialConfig:
     blocks: int = 2
     heads: int = 1
     dropout: float = 0.2
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    """Windows of ``max_len`` interactions per batch."""
+    learning_rate: float = 2e-3
+    batch_size: int = 32
+    """Windows of ``max_len`` interactions per batch. The bundled sample has 1,896 windows: at 128 an epoch
+    was 15 steps, and SASRec stopped after 10 epochs at validation Recall@10 0.068; at 32 (and a learning rate
+    of 2e-3) it reached 0.121 by epoch 12."""
     epochs: int = 200
     """At most; early stopping ends training before."""
-    patience: int = 5
+    patience: int = 10
+    """Epochs without a better validation Recall@10 before stopping (RecBole's ``stopping_step``): 61 validation users
+    make a noisy signal, and 5 stopped SASRec while it was still learning."""
     negatives: int | None = None
     """None: cross-entropy over the whole catalog; else over this many uniformly sampled items (shared per batch)."""
     validation_users: float = 0.1
