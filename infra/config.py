@@ -116,6 +116,10 @@ class InfraSettings:
     retrain_image_uri: str | None = setting("retrainImageUri", default=None)
     """A prebuilt retraining image in ECR (built from ``training/Dockerfile`` for x86_64) instead of a Docker build
     at deploy, like ``indexerImageUri``."""
+    retrain_args: str | None = setting("retrainArgs", default=None)
+    """Model and training options appended to the retraining task's command, as for ``recs train`` (e.g. ``--epochs 2
+    --max-examples-per-user 30`` for a 32M-rating release: docs/operations.md); checked against the retraining
+    command line at synth. Unset: the training defaults."""
     retrain_tolerance: float = setting("retrainTolerance", default=0.005)
     """The gate's tolerance (``RECS_RETRAIN_TOLERANCE``): how much lower the new model's Recall@10 and NDCG@10 may
     be than the live model's."""
@@ -263,6 +267,13 @@ class InfraSettings:
               "year)")
         check(self.retrain_image_uri is None or bool(ECR_IMAGE_RE.match(self.retrain_image_uri)), "retrain_image_uri",
               "an ECR image, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>")
+        if self.retrain_args is not None:
+            from training.retrain_cli import check_model_flags
+
+            try:
+                check_model_flags(self.retrain_args)
+            except ValueError as exc:
+                check(False, "retrain_args", f"{exc} (model and training options of `recs train`, e.g. --epochs 2)")
         check(0 <= self.retrain_tolerance < 1, "retrain_tolerance", "between 0 and 1 (absolute Recall@10 / NDCG@10)")
         check(1 <= self.retrain_alarm_after <= 100, "retrain_alarm_after", "between 1 and 100 runs")
         check(self.model_version is None or bool(_MODEL_VERSION_RE.match(self.model_version)), "model_version",

@@ -71,6 +71,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
 
 
+def check_model_flags(text: str) -> list[str]:
+    """``text`` split like a shell would, checked to hold only the model and training options (``recs train``'s
+    hyper-parameters and ``--no-jit``) with valid values: the extra arguments of a deployed retraining task
+    (``retrainArgs``). Raises ``ValueError`` naming the problem."""
+    import contextlib
+    import io
+    import shlex
+
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {text!r}: {exc}") from exc
+    allowed = {f"--{f.name.replace('_', '-')}" for f in fields(TrainConfig) if f.name != "jit_compile"} | {"--no-jit"}
+    for token in tokens:
+        name = token.split("=", 1)[0]
+        if token.startswith("-") and name not in allowed:
+            raise ValueError(f"{name} is not a model or training option (allowed: {', '.join(sorted(allowed))})")
+    parser = build_parser()
+    messages = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(messages):
+            args = parser.parse_args(tokens)
+    except SystemExit:
+        raise ValueError(messages.getvalue().strip().splitlines()[-1]) from None
+    config_from_args(args)  # the values themselves (TrainConfig's checks)
+    return tokens
+
+
 def settings_from_args(args: argparse.Namespace) -> Any:
     from training.retrain_settings import RetrainSettings
 

@@ -79,6 +79,7 @@ class FargateJob(Construct):
         expected_exit_codes: Sequence[int] = (0,),
         failure_note: str = "",
         dead_letters_id: str = "UndeliveredTriggers",
+        command: Sequence[str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._network = network
@@ -108,6 +109,7 @@ class FargateJob(Construct):
             image=self.image,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=self.log_group),
             environment=dict(environment),
+            command=list(command) if command else None,
         )
         acknowledge(self.task_definition, "AwsSolutions-ECS2", environment_reason)
         # CDK's execution-role policy: ecr:GetAuthorizationToken has no resource-level permissions.

@@ -96,6 +96,7 @@ class RetrainTask(Construct):
             failure_note=f" (its report, if it got that far, is under s3://{bucket.bucket_name}/{BUNDLES_PREFIX}; "
                          "the logs are in the retraining log group)",
             dead_letters_id="UndeliveredRuns",
+            command=_model_flags(settings.retrain_args),
         )
         self._grant_bucket(identity.role, bucket)
         alert_topic.grant_publish(identity.role)  # the report's summary; the topic is KMS-encrypted
@@ -197,3 +198,12 @@ class RetrainTask(Construct):
                 "Object keys under this prefix are not known in advance (data file names, model versions); access "
                 "is limited to the prefix, and writes to creating new objects.",
             )
+
+
+def _model_flags(text: str | None) -> list[str] | None:
+    """``retrainArgs`` as the container command's arguments (after the image's entry point), checked already."""
+    if not text:
+        return None
+    from training.retrain_cli import check_model_flags
+
+    return check_model_flags(text)

@@ -47,6 +47,7 @@ VARIANT = {
     "retrainCpu": 8192,
     "retrainMemoryMiB": 32768,
     "retrainAlarmAfter": 2,
+    "retrainArgs": "--epochs 2 --max-examples-per-user 30 --user-tower=gru",
     "retrainImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/recs-retrain:v1",
 }
 """Every switch flipped away from its default: the second app the tests synthesize (the default app has

@@ -16,7 +16,7 @@ def test_cdk_json_documents_every_setting_with_its_default() -> None:
     context = json.loads(CDK_JSON.read_text())["context"]
     ours = {k: v for k, v in context.items() if not k.startswith("@")}
     optional = {"modelVersion", "lambdaAssetDir", "alarmEmail", "indexerImageUri", "retrainImageUri",
-                "retrainSchedule"}  # no default value to write down
+                "retrainSchedule", "retrainArgs"}  # no default value to write down
     assert set(ours) | optional == {context_key(f.name) for f in fields(InfraSettings)}
     defaults = InfraSettings()
     for f in fields(InfraSettings):

@@ -163,7 +163,10 @@ def test_bad_retrain_settings_are_refused_naming_the_key() -> None:
                          ({"retrainCpu": 3000}, "retrainCpu"),
                          ({"retrainSchedule": "every sunday"}, "retrainSchedule"),
                          ({"retrainTolerance": 1.5}, "retrainTolerance"),
-                         ({"retrainImageUri": "docker.io/recs:1"}, "retrainImageUri")):
+                         ({"retrainImageUri": "docker.io/recs:1"}, "retrainImageUri"),
+                         ({"retrainArgs": "--epochs two"}, "retrainArgs"),
+                         ({"retrainArgs": "--data s3://elsewhere/"}, "retrainArgs"),
+                         ({"retrainArgs": "--temperature 50"}, "retrainArgs")):
         try:
             InfraSettings.from_mapping(context)
         except InfraConfigError as exc:
@@ -171,3 +174,11 @@ def test_bad_retrain_settings_are_refused_naming_the_key() -> None:
         else:
             raise AssertionError(f"{context} was accepted")
     assert InfraSettings.from_mapping({"retrainCpu": 8192, "retrainMemoryMiB": 32768}).retrain_memory_mib == 32768
+
+
+def test_retrain_args_become_the_task_command_after_the_entry_point(default_app: Synthesis,
+                                                                    variant_app: Synthesis) -> None:
+    (container,) = _task(variant_app.template_json("data"), "retrain")[1]["Properties"]["ContainerDefinitions"]
+    assert container["Command"] == ["--epochs", "2", "--max-examples-per-user", "30", "--user-tower=gru"]
+    (default,) = _task(default_app.template_json("data"), "retrain")[1]["Properties"]["ContainerDefinitions"]
+    assert "Command" not in default  # the image's entry point alone: the training defaults
