@@ -460,6 +460,42 @@ def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
 
 
+def _later_runs_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
+    later = [(name, run["later_run"]) for name, run in runs.items() if run.get("later_run")]
+    if not later:
+        return []
+    parts = "; ".join(f"{TITLES[name]} ({when[:16].replace('T', ' ')} UTC)" for name, when in later)
+    return ["**Sections from later runs** (`python -m bench --from-results`: each benchmark run alone afterwards, "
+            f"its results/<name>.json differs from this run's): {parts}. Their load average is the one each "
+            "benchmark printed, not the one above.", ""]
+
+
+def from_results(results: Path) -> dict[str, Any]:
+    """The stored summary with every benchmark whose ``results/<name>.json`` differs from the result the summary
+    holds (run alone since, e.g. ``python -m bench.scale``, its JSON line kept there) taking that result, marked
+    as a later run with the time it was stored (its ``measured_at`` if it has one, else the file's)."""
+    summary = json.loads((results / "summary.json").read_text(encoding="utf-8"))
+    for bench in BENCHMARKS:
+        path = results / f"{bench.name}.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        run = summary["benchmarks"].get(bench.name) or {
+            "ok": True, "returncode": 0, "seconds": 0.0, "about": bench.about,
+            "command": f"python -m bench.{bench.name}", "stderr_tail": None}
+        if run.get("result") == result:
+            continue
+        charts = sorted(p.name for p in results.glob(f"{bench.name}*.png"))
+        when = result.get("measured_at") or datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(
+            timespec="seconds")
+        summary["benchmarks"][bench.name] = {**run, "ok": True, "result": result, "charts": charts,
+                                             "later_run": str(when)}
+    for name, run in summary["benchmarks"].items():
+        if run.get("result") is not None:
+            run["headline"], run["tables"] = VIEWS[name](run["result"])
+    return summary
+
+
 def write_report(summary: dict[str, Any]) -> str:
     m = summary["machine"]
     commit = summary["git"]
@@ -483,6 +519,7 @@ def write_report(summary: dict[str, Any]) -> str:
         "measured side by side within one benchmark are steadier. Each benchmark ran alone, one after "
         "the other.",
         "",
+        *_later_runs_lines(runs),
         "## Headline figures",
         "",
         *[f"- {line}" for line in headline_lines(runs)],
@@ -518,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every benchmark's short settings (a few minutes)")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(names)}")
     parser.add_argument("--skip", help="comma-separated benchmarks to leave out")
+    parser.add_argument("--from-results", action="store_true",
+                        help="run nothing: rewrite the report from the stored summary and every benchmark's newer "
+                        "results/<name>.json (one benchmark re-run alone since), marked as later runs")
     parser.add_argument("--out", type=Path, default=BENCH,
                         help="where REPORT.md and results/ go (default: bench/, the committed report)")
     args = parser.parse_args(argv)
@@ -528,6 +568,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     chosen = [b for b in BENCHMARKS if (not only or b.name in only) and b.name not in skip]
+    if args.from_results:
+        summary = from_results(results)
+        report_path.write_text(write_report(summary), encoding="utf-8")
+        for line in headline_lines(summary["benchmarks"]):
+            print(line.replace("**", ""))
+        print(f"report: {report_path} (from {results})")
+        return 0
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()

@@ -106,3 +106,20 @@ def test_the_runner_runs_a_benchmark_and_keeps_its_output(tmp_path: Path) -> Non
     assert (tmp_path / "results" / "load.txt").read_text().strip().splitlines()[-1].startswith("{")
     if run["result"]["chart"]:
         assert run["charts"] == ["load.png"]
+
+
+def test_the_report_is_rewritten_from_results_with_later_runs_marked(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    runs = {name: _run(name, RESULTS[name]) for name in ("indexer", "load")}
+    stored = {**_summary(runs), "benchmarks": {n: {k: v for k, v in r.items() if k != "tables"}
+                                               for n, r in runs.items()}}
+    (results / "summary.json").write_text(json.dumps(stored))
+    (results / "load.json").write_text(json.dumps(RESULTS["load"]))  # the same result: not a later run
+    later = {**RESULTS["indexer"], "measured_at": "2026-11-30T21:40:00+00:00",
+             "runs": [{**r, "docs_per_s": 19_000.0} for r in RESULTS["indexer"]["runs"]]}
+    (results / "indexer.json").write_text(json.dumps(later))
+    report = runner.write_report(runner.from_results(results))
+    assert "**Sections from later runs**" in report and "Indexer full rebuild (2026-11-30 21:40 UTC)" in report
+    assert "Load over HTTP (" not in report.split("## Headline figures")[0]
+    assert "1,000,000 movies at 19,000 docs/s" in report and "8,252 docs/s" not in report
