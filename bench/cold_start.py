@@ -106,7 +106,7 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_request_ms": (t2 - t1) * 
                   "answered_at": answered_at, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3}), flush=True)
 """
 
-BARE_NUMPY_CHILD = """
+IMPORTS_ONLY_CHILD = """
 import time
 t0 = time.perf_counter()
 import json, os, sys
@@ -114,37 +114,25 @@ sys.path.insert(0, os.environ["BENCH_ASSET"])
 extra = os.environ.get("BENCH_RUNTIME")
 if extra:
     sys.path.append(extra)
-import numpy
+{imports}
 t1 = time.perf_counter()
 answered_at = time.time()
 import resource
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_request_ms": 0.0, "answered_at": answered_at,
-                  "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3}), flush=True)
+print(json.dumps({{"import_ms": (t1 - t0) * 1e3, "first_request_ms": 0.0, "answered_at": answered_at,
+                  "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3}}), flush=True)
 """
+"""A child that only imports (``{imports}``): timed and reported like the handler's child, with no request."""
 
-FLOOR_CHILD = """
-import time
-t0 = time.perf_counter()
-import json, os, sys
-sys.path.insert(0, os.environ["BENCH_ASSET"])
-extra = os.environ.get("BENCH_RUNTIME")
-if extra:
-    sys.path.append(extra)
-import numpy
+BARE_NUMPY_CHILD = IMPORTS_ONLY_CHILD.format(imports="import numpy")
+
+FLOOR_CHILD = IMPORTS_ONLY_CHILD.format(imports="""import numpy
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from pydantic import BaseModel
 app = APIGatewayRestResolver(enable_validation=True)
 class Body(BaseModel):
     k: int
-Body.model_validate({"k": 1})
-t1 = time.perf_counter()
-answered_at = time.time()
-import resource
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_request_ms": 0.0, "answered_at": answered_at,
-                  "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3}), flush=True)
-"""
+Body.model_validate({"k": 1})""")
 
 TF_CHILD = """
 import time
