@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from training.early_stopping import early_stopping
 from training.sequences import catalog_rows
 from training.split import Split
 from training.validation import ValidationSplit, validation_evalset, validation_metrics, validation_split
@@ -328,39 +329,18 @@ def train_sequential(
         metrics = validation_metrics(lambda rows: trained.score_users(rows, data.limit), val_data)
         return float(metrics["recall@10"])
 
-    history: dict[str, list[float]] = {"loss": [], "val_recall@10": [], "epoch_seconds": []}
-    best: dict[str, Any] = {"score": -1.0, "epoch": 0, "weights": model.get_weights()}
-    clock = {"epoch": 0.0}
-
-    class Monitor(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            clock["epoch"] = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            seconds = time.perf_counter() - clock["epoch"]
-            loss = float((logs or {}).get("loss", float("nan")))
-            recall = val_recall()
-            history["loss"].append(loss)
-            history["val_recall@10"].append(recall)
-            history["epoch_seconds"].append(round(seconds, 2))
-            if progress is not False:
-                log(f"{config.model} epoch {epoch + 1}: loss {loss:.4f}, validation recall@10 {recall:.4f} "
-                    f"({seconds:.1f} s)")
-            if recall > best["score"]:
-                best.update(score=recall, epoch=epoch + 1, weights=model.get_weights())
-            elif epoch + 1 - int(best["epoch"]) >= config.patience:
-                self.model.stop_training = True
-
-    model.fit(dataset, epochs=config.epochs, callbacks=[Monitor()], verbose=0, shuffle=False)
-    model.set_weights(best["weights"])
+    monitor, best = early_stopping(model, val_recall, config.patience,
+                                   log if progress is not False else (lambda message: None), label=f"{config.model} ")
+    model.fit(dataset, epochs=config.epochs, callbacks=[monitor], verbose=0, shuffle=False)
+    model.set_weights(best.weights)
     seconds = time.perf_counter() - started
     metrics = validation_metrics(lambda rows: trained.score_users(rows, data.limit), val_data) if len(
         val_data.users) else {}
     trained.info = {"config": config.to_dict(), "xla": xla, "windows": int(windows.shape[0]), "steps_per_epoch": steps,
-                    "best_epoch": int(best["epoch"]), "epochs_run": len(history["loss"]),
-                    "seconds": round(seconds, 1), "history": history,
+                    "best_epoch": best.epoch, "epochs_run": len(best.history["loss"]),
+                    "seconds": round(seconds, 1), "history": best.history,
                     "validation": {**val.to_dict(), "metrics": metrics}}
-    log(f"{config.model}: best epoch {best['epoch']} of {len(history['loss'])} (validation recall@10 "
-        f"{best['score']:.4f}), {seconds:.1f} s")
+    log(f"{config.model}: best epoch {best.epoch} of {len(best.history['loss'])} (validation recall@10 "
+        f"{best.score:.4f}), {seconds:.1f} s")
     return trained
 

@@ -22,6 +22,7 @@ from core.bundle import Bundle, write_bundle
 from core.features import ItemFeatureSpec, Movie
 from core.towers import ItemTower, UserTower, log_popularity
 from training.config import TrainConfig
+from training.early_stopping import early_stopping
 from training.evaluation import served_scorer
 from training.examples import build_feature_spec
 from training.movielens import Dataset
@@ -193,36 +194,18 @@ def train_two_tower(
             total += float(_topk_recall(scores, val_exclude[sl], val_targets[sl], val_n_targets[sl]).sum())
         return total / max(1, n_val)
 
-    history: dict[str, list[float]] = {"loss": [], "val_recall@10": [], "epoch_seconds": []}
-    best = {"score": -1.0, "epoch": 0, "weights": model.get_weights()}
-    clock = {"epoch": 0.0}
-
-    class Monitor(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            clock["epoch"] = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            seconds = time.perf_counter() - clock["epoch"]
-            loss = float((logs or {}).get("loss", float("nan")))
-            history["loss"].append(loss)
-            history["epoch_seconds"].append(round(seconds, 2))
-            recall = validation_recall() if n_val else 0.0
-            history["val_recall@10"].append(recall)
-            log(f"epoch {epoch + 1}: loss {loss:.4f}, validation recall@10 {recall:.4f} ({seconds:.1f} s)")
-            if recall > best["score"] or not n_val:
-                best.update(score=recall, epoch=epoch + 1, weights=model.get_weights())
-            elif epoch + 1 - int(best["epoch"]) >= cfg.patience:
-                self.model.stop_training = True
-
-    callbacks: list[Any] = [Monitor()]
+    monitor, best = early_stopping(model, lambda: validation_recall() if n_val else 0.0, cfg.patience, log,
+                                   keep_latest=not n_val)
+    history = best.history
+    callbacks: list[Any] = [monitor]
     if progress:
         from training.progress import TqdmCallback
 
         callbacks.append(TqdmCallback(cfg.epochs, steps))
     with stage("training"):
         model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0, shuffle=False)  # shuffled per epoch
-    model.set_weights(best["weights"])
-    log(f"best epoch {best['epoch']} (validation recall@10 {best['score']:.4f})")
+    model.set_weights(best.weights)
+    log(f"best epoch {best.epoch} (validation recall@10 {best.score:.4f})")
 
     user_tower, item_tower = export_towers(
         user_layer, item_layer, spec, cfg, float(np.asarray(model.popularity_weight))
@@ -239,7 +222,7 @@ def train_two_tower(
         "op_determinism": not cfg.jit_compile,
         "examples": len(examples),
         "steps_per_epoch": steps,
-        "best_epoch": int(best["epoch"]),
+        "best_epoch": best.epoch,
         "epochs_run": len(history["loss"]),
         "seconds": round(seconds, 1),
         "history": history,
