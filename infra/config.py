@@ -107,7 +107,7 @@ class InfraSettings:
     # --- retraining (Fargate)
     retrain_cpu: int = setting("retrainCpu", default=1024)
     """vCPU units of the retraining task; the default trains the bundled sample (ml-latest-small) in minutes. For
-    ml-32m docs/operations.md ("Retraining") documents 8192 with 32768 MiB."""
+    ml-32m docs/operations.md ("Retraining") documents 4096 with 16384 MiB and capped training (``retrainArgs``)."""
     retrain_memory_mib: int = setting("retrainMemoryMiB", default=4096)
     """Memory of the retraining task, a Fargate combination with ``retrainCpu``."""
     retrain_schedule: str | None = setting("retrainSchedule", default=None)
