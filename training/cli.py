@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from training.config import TrainConfig
+from training.options import add_model_options, config_from_args
 
 DEFAULT_DATA = "data/ml-latest-small"
 DEFAULT_BUNDLE = "artifacts/bundle"
@@ -36,19 +35,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
                        "(training.tuning: a small grid, about an hour on the bundled sample with 2 CPUs), then train "
                        "and evaluate the chosen ones; the search is recorded in the manifest and report/tuning.*")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        if f.name == "jit_compile":
-            continue
-        value = getattr(defaults, f.name)
-        if f.name == "user_tower":
-            train.add_argument("--user-tower", choices=("pooling", "attention", "gru"), default=value,
-                               help="model/training: the user tower (pooling; attention or gru: sequence-aware)")
-            continue
-        kind = float if isinstance(value, float) else int
-        train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value, help=f"model/training: {f.name}")
-    train.add_argument("--no-jit", action="store_true",
-                       help="disable XLA compilation (slower on CPU; turns TensorFlow op determinism on)")
+    add_model_options(train)
     _evaluation_arguments(train)
     train.set_defaults(func=cmd_train)
 
@@ -109,13 +96,6 @@ def _baselines(args: argparse.Namespace) -> tuple[str, ...]:
     return DEFAULT_BASELINES if args.baselines is None else args.baselines
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "jit_compile"}
-    if values.get("max_examples_per_user") is not None and values["max_examples_per_user"] <= 0:
-        values["max_examples_per_user"] = None
-    return TrainConfig(**values, jit_compile=not args.no_jit)
-
-
 def _errors() -> tuple[type[Exception], ...]:
     from core.errors import BundleError
     from training.errors import DataError
@@ -130,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
-        config = _config(args)
+        config = config_from_args(args)
         bundle, evaluation = run_training(
             args.data, args.out, config, _baselines(args),
             progress=False if args.quiet else None, log=log, tune=args.tune, **_baseline_options(args),

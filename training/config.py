@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.towers import USER_TOWER_TYPES
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -53,8 +55,8 @@ class TrainConfig:
             raise ValueError("batch_size must be at least 2")
         if not 0 <= self.validation_users <= 1:
             raise ValueError("validation_users must be in [0, 1]")
-        if self.user_tower not in ("pooling", "attention", "gru"):
-            raise ValueError("user_tower must be pooling, attention or gru")
+        if self.user_tower not in USER_TOWER_TYPES:
+            raise ValueError(f"user_tower must be one of {', '.join(USER_TOWER_TYPES)}")
         if self.attention_blocks < 1 or self.attention_heads < 1 or self.embedding_dim % self.attention_heads:
             raise ValueError("attention_blocks and attention_heads must be at least 1, heads dividing embedding_dim")
         if not 0 <= self.sequence_dropout < 1:

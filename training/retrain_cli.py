@@ -12,10 +12,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
-from training.config import TrainConfig
+from training.options import add_model_options, config_from_args, model_flags
 
 DESCRIPTION = (
     "Retrain on the newest ratings and publish the new model only if it passes the quality gate: both the new "
@@ -61,14 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--topic-arn", help="SNS topic for the report's summary (RECS_RETRAIN_TOPIC_ARN)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
     model = parser.add_argument_group("model and training (as `recs train`)")
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        if f.name == "jit_compile":
-            continue
-        value = getattr(defaults, f.name)
-        kind = float if isinstance(value, float) else str if isinstance(value, str) else int
-        model.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value, help=f"default {value}")
-    model.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
+    add_model_options(model)
 
 
 def check_model_flags(text: str) -> list[str]:
@@ -83,7 +75,7 @@ def check_model_flags(text: str) -> list[str]:
         tokens = shlex.split(text)
     except ValueError as exc:
         raise ValueError(f"cannot split {text!r}: {exc}") from exc
-    allowed = {f"--{f.name.replace('_', '-')}" for f in fields(TrainConfig) if f.name != "jit_compile"} | {"--no-jit"}
+    allowed = model_flags()
     for token in tokens:
         name = token.split("=", 1)[0]
         if token.startswith("-") and name not in allowed:
@@ -112,13 +104,6 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.embedded_store and not args.opensearch_url:
         overrides["opensearch_url"] = ""  # an explicit store beats RECS_OPENSEARCH_URL, as for `recs index`
     return RetrainSettings.from_env(overrides)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "jit_compile"}
-    if values.get("max_examples_per_user") is not None and values["max_examples_per_user"] <= 0:
-        values["max_examples_per_user"] = None
-    return TrainConfig(**values, jit_compile=not args.no_jit)
 
 
 def retrain(args: argparse.Namespace) -> Any:
