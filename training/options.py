@@ -58,3 +58,67 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if values.get("max_examples_per_user") is not None and values["max_examples_per_user"] <= 0:
         values["max_examples_per_user"] = None
     return TrainConfig(**values, jit_compile=not args.no_jit)
+
+
+def _value(text: str, default: Any) -> Any:
+    text = text.strip()
+    if isinstance(default, bool):
+        return _boolean(text)
+    if isinstance(default, str):
+        return text
+    if isinstance(default, float):
+        return float(text)
+    if default is None or isinstance(default, int):
+        return None if text.lower() == "none" else int(text)
+    raise ValueError(f"unsupported value {text!r}")
+
+
+def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
+    """``MODEL.PARAM=V1,V2,...`` (``recs train --tune-space``) -> ``(model, param, values)``: the values the search
+    tries for one hyper-parameter of ``two-tower`` (a ``TrainConfig`` field), ``EASE`` (``ease_lambda``),
+    ``SASRec`` or ``GRU4Rec`` (a ``SequentialConfig`` field). Each value is checked by building the config with it;
+    ``argparse.ArgumentTypeError`` names what is wrong."""
+    from dataclasses import replace
+
+    from training.sequential import DEFAULTS as SEQUENTIAL_DEFAULTS
+    from training.tuning import EASE_LAMBDA
+
+    head, sep, tail = text.partition("=")
+    model, dot, param = head.strip().rpartition(".")
+    if not sep or not dot or not param or not tail.strip():
+        raise argparse.ArgumentTypeError(f"expected MODEL.PARAM=V1,V2,... (e.g. two-tower.user_tower=pooling,gru), "
+                                         f"got {text!r}")
+    configs: dict[str, Any] = {"two-tower": TrainConfig(), **SEQUENTIAL_DEFAULTS}
+    if model == "EASE":
+        defaults: dict[str, Any] = {"ease_lambda": EASE_LAMBDA}
+    elif model in configs:
+        defaults = {f.name: getattr(configs[model], f.name) for f in fields(configs[model]) if f.name != "model"}
+    else:
+        raise argparse.ArgumentTypeError(f"unknown model {model!r} in {text!r}; choose from two-tower, EASE, "
+                                         f"{', '.join(SEQUENTIAL_DEFAULTS)}")
+    if param not in defaults:
+        raise argparse.ArgumentTypeError(f"{model} has no hyper-parameter {param!r} (choose from "
+                                         f"{', '.join(sorted(defaults))})")
+    values: list[Any] = []
+    for part in tail.split(","):
+        try:
+            value = _value(part, defaults[param])
+            if model == "EASE" and not value > 0:
+                raise ValueError("ease_lambda must be positive")
+            if model in configs:
+                replace(configs[model], **{param: value})
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise argparse.ArgumentTypeError(f"{model}.{param}={part.strip()}: {exc}") from None
+        values.append(value)
+    return model, param, values
+
+
+def tuning_spaces(items: list[tuple[str, str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+    """The search spaces with ``items`` (from ``parse_tune_space``) set: each replaces or adds one hyper-parameter's
+    values in its model's default space (``training.tuning.SPACES``); a single value fixes it."""
+    from training.tuning import SPACES
+
+    spaces: dict[str, dict[str, list[Any]]] = {}
+    for model, param, values in items:
+        spaces.setdefault(model, dict(SPACES[model]))[param] = values
+    return spaces

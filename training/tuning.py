@@ -51,8 +51,8 @@ SPACES: dict[str, dict[str, list[Any]]] = {
 }
 """The search spaces: every combination of the listed values (a grid) is a trial. The two-tower's user tower is not
 searched: the sequence-aware towers miss the serving budgets (docs/model.md, "Selection on validation only"), so
-``--user-tower attention|gru`` is there to try, and ``tuning_spaces={"two-tower": {"user_tower": [...]}}`` adds it
-to the grid."""
+``--user-tower attention|gru`` is there to try, and ``recs train --tune --tune-space two-tower.user_tower=...``
+(``tuning_spaces={"two-tower": {...}}`` of ``run_training``) adds it to the grid."""
 
 
 def grid(space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,63 @@ def test_retrain_args_hold_only_model_flags_with_valid_values() -> None:
         check_model_flags("--user-tower lstm")
     with pytest.raises(ValueError, match="temperature"):
         check_model_flags("--temperature 0")
+
+
+def test_a_tune_space_names_a_model_a_hyper_parameter_and_typed_values() -> None:
+    from training.options import parse_tune_space, tuning_spaces
+    from training.tuning import SPACES
+
+    assert parse_tune_space("two-tower.user_tower=pooling,attention,gru") == (
+        "two-tower", "user_tower", ["pooling", "attention", "gru"])
+    assert parse_tune_space("SASRec.blocks=1, 2") == ("SASRec", "blocks", [1, 2])
+    assert parse_tune_space("GRU4Rec.negatives=none,256") == ("GRU4Rec", "negatives", [None, 256])
+    assert parse_tune_space("EASE.ease_lambda=300") == ("EASE", "ease_lambda", [300.0])
+    spaces = tuning_spaces([parse_tune_space("two-tower.user_tower=pooling,gru"),
+                            parse_tune_space("two-tower.temperature=0.1")])
+    assert spaces == {"two-tower": {**SPACES["two-tower"], "user_tower": ["pooling", "gru"], "temperature": [0.1]}}
+    assert SPACES["two-tower"]["temperature"] == [0.1, 0.2]  # the defaults are not changed
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("two-tower.user_tower", "expected MODEL.PARAM=V1,V2"),
+    ("bert.layers=2", "unknown model 'bert'"),
+    ("SASRec.gru_size=2", "SASRec has no hyper-parameter 'gru_size'"),
+    ("two-tower.user_tower=pooling,lstm", "two-tower.user_tower=lstm: user_tower must be one of"),
+    ("SASRec.dropout=1.5", "SASRec.dropout=1.5: dropout must be in"),
+    ("EASE.ease_lambda=-1", "must be positive"),
+    ("two-tower.epochs=ten", "two-tower.epochs=ten"),
+])
+def test_a_bad_tune_space_is_refused_naming_the_problem(text: str, message: str) -> None:
+    from training.options import parse_tune_space
+
+    with pytest.raises(argparse.ArgumentTypeError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_tune_space(text)
+
+
+def test_recs_train_refuses_a_tune_space_it_would_not_use(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from recs.cli import main
+
+    assert main(["train", "--data", str(tmp_path), "--tune-space", "two-tower.temperature=0.1"]) == 2
+    assert "--tune-space needs --tune" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--tune", "--tune-space", "SASRec.blocks=2"]) == 2
+    assert "names SASRec, which --baselines does not run" in capsys.readouterr().err
+
+
+def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any) -> None:
+    import json
+
+    from recs.cli import main
+    from tests.training.test_cli_any_layout import make_ml100k
+
+    data = make_ml100k(tmp_path / "ml-100k")
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "bundle"), "--report", str(tmp_path / "report"),
+            "--no-baselines", "--quiet", "--epochs", "1", "--batch-size", "64", "--history-length", "10", "--no-jit",
+            "--tune", "--tune-space", "two-tower.user_tower=pooling,gru", "--tune-space", "two-tower.target_window=1",
+            "--tune-space", "two-tower.temperature=0.2"]
+    assert main(argv) == 0
+    training = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["training"]
+    record = training["tuning"]["two-tower"]
+    assert record["space"] == {"temperature": [0.2], "target_window": [1], "user_tower": ["pooling", "gru"]}
+    assert [t["params"]["user_tower"] for t in record["trials"]] == ["pooling", "gru"]
+    assert training["config"]["user_tower"] == record["chosen"]["user_tower"]
+    assert "user_tower" in (tmp_path / "report" / "tuning.md").read_text()
