@@ -40,6 +40,12 @@ class Ratings:
     ratings: np.ndarray  # float32
     timestamps: np.ndarray  # int64
 
+    @classmethod
+    def empty(cls) -> Ratings:
+        """No interactions (what a ``Dataset`` keeps once a ``Split`` holds them)."""
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, np.zeros(0, dtype=np.float32), none)
+
     def __len__(self) -> int:
         return int(self.user_ids.shape[0])
 

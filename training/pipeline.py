@@ -190,7 +190,7 @@ def run_training(
         summary = data.summary()
         log(f"loaded {data.name} ({data.layout} layout): {summary}")
         split = chronological_split(data.ratings)
-        data = replace(data, ratings=_no_ratings())  # the split holds the interactions from here on
+        data = replace(data, ratings=Ratings.empty())  # the split holds the interactions from here on
     tuning: dict[str, Any] | None = None
     ease_lambda: float | None = None
     sequential: dict[str, SequentialConfig] = {}
@@ -223,10 +223,6 @@ def run_training(
         bundle = export_bundle(trained, out_dir, summary, evaluation.results)
     return bundle, evaluation
 
-
-def _no_ratings() -> Ratings:
-    empty = np.zeros(0, dtype=np.int64)
-    return Ratings(empty, empty, np.zeros(0, dtype=np.float32), empty)
 
 
 def run_evaluation(
