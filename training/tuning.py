@@ -166,6 +166,8 @@ def tuning_markdown(record: Mapping[str, Any]) -> str:
         lines += ["", f"## {model}", "",
                   "Space: " + "; ".join(f"`{k}` in {{{', '.join(str(v) for v in vals)}}}" for k, vals in space.items())
                   + ".", ""]
+        if rec.get("note"):
+            lines += [str(rec["note"]), ""]
         if rec.get("base"):
             lines += ["Fixed: " + ", ".join(f"`{k}`={v}" for k, v in rec["base"].items()) + ".", ""]
         lines += ["| " + " | ".join(keys) + " | val recall@10 | val ndcg@10 | val recall@100 | best epoch | seconds |",

@@ -112,3 +112,13 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
 def test_grid_is_every_combination_in_order():
     assert grid({"a": [1, 2], "b": ["x", "y"]}) == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"},
                                                   {"a": 2, "b": "y"}]
+
+
+def test_the_search_markdown_marks_the_choice_and_says_where_a_record_came_from():
+    record = {"GRU4Rec": {"space": {"dropout": [0.0, 0.3]}, "base": {"hidden": 64}, "note": "Run on its own.",
+                          "trials": [{"params": {"dropout": 0.0}, "validation": {"recall@10": 0.1}, "seconds": 3},
+                                     {"params": {"dropout": 0.3}, "validation": {"recall@10": 0.2}, "seconds": 4}],
+                          "chosen": {"dropout": 0.3}}}
+    text = tuning_markdown(record)
+    assert "## GRU4Rec\n\nSpace: `dropout` in {0.0, 0.3}.\n\nRun on its own.\n\nFixed: `hidden`=64." in text
+    assert "| **0.3** | 0.2000 |" in text and "| 0.0 | 0.1000 |" in text
