@@ -88,7 +88,7 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
             lines += ["", f"{name}: lambda = {info['lambda']:g}."]
         elif "config" in info:
             c = info["config"]
-            size = (f"{c.get('blocks')} blocks, {c.get('heads')} head(s)" if "blocks" in c
+            size = (f"{c.get('blocks')} block(s), {c.get('heads')} head(s)" if "blocks" in c
                     else f"GRU state {c.get('gru_units')}")
             loss = "full-catalog cross-entropy" if c.get("negatives") is None else f"{c['negatives']} sampled negatives"
             lines += ["", f"{name}: hidden {c.get('hidden')}, {size}, dropout {c.get('dropout')}, max length "
