@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -46,8 +47,8 @@ def add_model_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
                                 help="the user tower: pooling, or attention / gru (sequence-aware) "
                                      f"(default {value})")
             continue
-        kind: Any = _boolean if isinstance(value, bool) else float if isinstance(value, float) else int
-        parser.add_argument(_flag(f.name), type=kind, default=value, help=f"model/training: {f.name} (default {value})")
+        parser.add_argument(_flag(f.name), type=_parser_for(value), default=value,
+                            help=f"model/training: {f.name} (default {value})")
     parser.add_argument(NO_JIT, action="store_true",
                         help="disable XLA compilation (slower on CPU; turns TensorFlow op determinism on)")
 
@@ -60,17 +61,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values, jit_compile=not args.no_jit)
 
 
-def _value(text: str, default: Any) -> Any:
-    text = text.strip()
+def _parser_for(default: Any) -> Callable[[str], Any]:
+    """How a value of a hyper-parameter is read from text, chosen by the type of its default (``none``: no value,
+    for the integer fields that may be unset)."""
     if isinstance(default, bool):
-        return _boolean(text)
+        return _boolean
     if isinstance(default, str):
-        return text
+        return str.strip
     if isinstance(default, float):
-        return float(text)
+        return float
     if default is None or isinstance(default, int):
-        return None if text.lower() == "none" else int(text)
-    raise ValueError(f"unsupported value {text!r}")
+        return integer
+    raise ValueError(f"unsupported default {default!r}")
+
+
+def integer(text: str) -> int | None:
+    text = text.strip()
+    return None if text.lower() == "none" else int(text)
 
 
 def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
@@ -102,7 +109,7 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     values: list[Any] = []
     for part in tail.split(","):
         try:
-            value = _value(part, defaults[param])
+            value = _parser_for(defaults[param])(part.strip())
             if model == "EASE" and not value > 0:
                 raise ValueError("ease_lambda must be positive")
             if model in configs:
