@@ -76,6 +76,7 @@ def _parser_for(default: Any) -> Callable[[str], Any]:
 
 
 def integer(text: str) -> int | None:
+    """An integer, or ``None`` for ``none`` (its name is the one argparse prints: "invalid integer value")."""
     text = text.strip()
     return None if text.lower() == "none" else int(text)
 
