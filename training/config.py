@@ -30,6 +30,9 @@ class TrainConfig:
     max_tokens: int = 3000
     id_dropout: float = 0.1
     target_window: int = 1
+    uniform_negatives: int = 0
+    """Movies drawn uniformly from the catalog each step as extra negatives beside the in-batch ones (mixed negative
+    sampling); 0: in-batch negatives only."""
     max_examples_per_user: int | None = 300
     validation_users: float = 0.1
     seed: int = 42
@@ -53,6 +56,8 @@ class TrainConfig:
             raise ValueError("temperature must be in (0, 10]")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2")
+        if self.uniform_negatives < 0:
+            raise ValueError("uniform_negatives must be at least 0")
         if not 0 <= self.validation_users <= 1:
             raise ValueError("validation_users must be in [0, 1]")
         if self.user_tower not in USER_TOWER_TYPES:

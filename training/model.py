@@ -100,20 +100,30 @@ class ItemTowerLayer(keras.layers.Layer):
 
 
 class TwoTower(keras.Model):
-    """In-batch sampled softmax with logQ correction, accidental hits masked, and a popularity logit.
+    """Sampled softmax with logQ correction, accidental hits masked, and a popularity logit.
 
     ``logit(u, j) = u.v_j / temperature + w_pop * log(1 + count_j) - log Q(j)``; at serving time the
-    first two terms are one inner product of the exported vectors.
+    first two terms are one inner product of the exported vectors. The negatives of a batch are its
+    other targets (in-batch) and, with ``uniform_negatives`` > 0, that many movies drawn uniformly
+    from the whole catalog each step (mixed negative sampling, Yang et al. 2020: in-batch negatives
+    are as popular as the targets, so movies that are rarely anyone's target are rarely pushed down);
+    ``Q`` is then the mixture of both proposals (``training.sequences.log_q_of``). ``catalog`` holds
+    the item tower's inputs, ``log_pop`` and ``log_q`` of every catalog row, for the uniform draws.
     """
 
     def __init__(self, user_tower: UserTowerLayer, item_tower: ItemTowerLayer, temperature: float,
-                 id_dropout: float = 0.0, seed: int = 0, sparse_updates: bool = True, **kwargs: Any) -> None:
+                 id_dropout: float = 0.0, seed: int = 0, sparse_updates: bool = True, uniform_negatives: int = 0,
+                 catalog: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.temperature = temperature
         self.id_dropout = id_dropout
         self.sparse_updates = sparse_updates
+        if uniform_negatives and catalog is None:
+            raise ValueError("uniform_negatives needs the catalog's item inputs, log_pop and log_q")
+        self.uniform_negatives = uniform_negatives
+        self._catalog = {k: ops.convert_to_tensor(v) for k, v in (catalog or {}).items()}
         for tower in (user_tower, item_tower):  # every weight exists before the optimizer is built
             if not tower.built:
                 tower.build()
@@ -128,16 +138,30 @@ class TwoTower(keras.Model):
             drop = keras.random.uniform(ops.shape(id_slot), seed=self.seed_generator) < self.id_dropout
             id_slot = ops.where(drop, ops.ones_like(id_slot), id_slot)
         v = self.item_tower(id_slot, inputs["genres"], inputs["year"], inputs["tokens"])
-        return u, v
+        if not (training and self.uniform_negatives):
+            return u, v
+        c = self._catalog
+        rows = keras.random.randint((self.uniform_negatives,), 0, ops.shape(c["log_q"])[0], dtype="int32",
+                                    seed=self.seed_generator)
+        v_neg = self.item_tower(*(ops.take(c[k], rows, axis=0) for k in ("id_slot", "genres", "year", "tokens")))
+        return u, v, v_neg, rows
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
-        u, v = y_pred
+        u, v = y_pred[0], y_pred[1]
         logits = ops.matmul(u, ops.transpose(v)) / self.temperature
         logits = logits + self.popularity_weight * x["log_pop"][None, :] - x["log_q"][None, :]
         same = ops.equal(x["target"][:, None], x["target"][None, :])
         eye = ops.eye(ops.shape(logits)[0], dtype="bool")
         logits = ops.where(ops.logical_and(same, ops.logical_not(eye)), -1e9, logits)
+        if len(y_pred) == 4:  # uniform negatives: their columns follow the batch's, accidental hits masked
+            v_neg, rows = y_pred[2], y_pred[3]
+            c = self._catalog
+            extra = ops.matmul(u, ops.transpose(v_neg)) / self.temperature
+            extra = extra + self.popularity_weight * ops.take(c["log_pop"], rows)[None, :] \
+                - ops.take(c["log_q"], rows)[None, :]
+            extra = ops.where(ops.equal(x["target"][:, None], rows[None, :]), -1e9, extra)
+            logits = ops.concatenate([logits, extra], axis=1)
         labels = ops.arange(ops.shape(logits)[0])
         loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         return ops.mean(loss)

@@ -220,10 +220,16 @@ def epoch_batches(sequences: Sequences, examples: Examples, history_length: int,
         yield batch(sequences, examples, order[start : start + batch_size], history_length, features)
 
 
-def log_q_of(examples: Examples, n_movies: int) -> np.ndarray:
-    """``log Q(j)``: the log of each movie's frequency among the examples' targets (logQ correction)."""
+def log_q_of(examples: Examples, n_movies: int, batch_size: int = 1, uniform_negatives: int = 0) -> np.ndarray:
+    """``log Q(j)`` of the logQ correction: the log of each movie's frequency among the examples' targets (how
+    often it is an in-batch negative), plus, with ``uniform_negatives`` movies drawn uniformly per batch of
+    ``batch_size``, ``uniform_negatives / (n_movies * batch_size)`` (the expected draws of a movie, in the same
+    units: per target in the batch)."""
     counts = np.bincount(examples.target_rows, minlength=n_movies).astype(np.float64)
-    return np.log(np.maximum(counts, 1.0) / max(1, len(examples))).astype(np.float32)
+    q = np.maximum(counts, 1.0) / max(1, len(examples))
+    if uniform_negatives:
+        q = counts / max(1, len(examples)) + uniform_negatives / (max(1, n_movies) * batch_size)
+    return np.log(q).astype(np.float32)
 
 
 def training_dataset(sequences: Sequences, examples: Examples, history_length: int, features: BatchFeatures,

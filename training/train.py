@@ -144,7 +144,7 @@ def train_two_tower(
         seqs = encode_sequences(split, catalog_ids, spec.movie_ids, limit, rows=rows)
         del rows
         examples = sample_examples(seqs, cfg.max_examples_per_user, cfg.target_window, rng)
-        log_q = log_q_of(examples, n_movies)
+        log_q = log_q_of(examples, n_movies, cfg.batch_size, cfg.uniform_negatives)
         features = BatchFeatures(item_inputs, log_pop, log_q)
         dataset = training_dataset(seqs, examples, cfg.history_length, features, cfg.batch_size, cfg.seed)
         steps = len(examples) // cfg.batch_size
@@ -163,8 +163,10 @@ def train_two_tower(
     user_layer = make_user_tower_layer(cfg, spec.movie_ids.size, out)
     item_layer = ItemTowerLayer(spec.movie_ids.size, len(spec.genres), len(spec.tokens), cfg.embedding_dim,
                                 cfg.token_dim, cfg.hidden, out, name="item_tower")
+    catalog_inputs = {**item_inputs, "log_pop": log_pop, "log_q": log_q} if cfg.uniform_negatives else None
     model = TwoTower(user_layer, item_layer, cfg.temperature, cfg.id_dropout, cfg.seed,
-                     sparse_updates=cfg.sparse_updates, name="two_tower")
+                     sparse_updates=cfg.sparse_updates, uniform_negatives=cfg.uniform_negatives,
+                     catalog=catalog_inputs, name="two_tower")
     optimizer = (
         keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
         if cfg.weight_decay > 0
