@@ -16,8 +16,8 @@ Reports p50 and p99 in milliseconds.
 
 **User towers** (``--towers pooling,attention,gru``; ``--towers ''`` skips it): the same warm miss
 (10k catalog, ``k = 10``) with a bundle of each user-tower type at the trained model's sizes
-(``TrainConfig``'s defaults: history length 50, embedding 64, hidden 256, dimension 64, random
-weights: the cost does not depend on their values), histories of 1 to 50 movies; the towers take
+(``TrainConfig``'s defaults: history length 100, embedding 64, hidden 256, dimension 64, random
+weights: the cost does not depend on their values), histories of 1 to ``history_length`` movies; the towers take
 turns in ``--tower-rounds`` rounds so that a change of load touches them alike. Beside each, the
 numpy tower alone (``encode`` of one history). Ratios are over the pooling tower's figures.
 
@@ -141,7 +141,7 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
     from recommender.settings import ServiceSettings
     from training.config import TrainConfig
 
-    dimension = TrainConfig().dimension
+    dimension, longest = TrainConfig().dimension, TrainConfig().history_length
     bundles = write_tower_bundles(work / "towers", kinds, TOWER_MOVIES)
     store_root = work / "store-towers"
     catalog, popularity = synthetic_store_catalog(TOWER_MOVIES, seed=7)
@@ -153,7 +153,7 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
 
     def history() -> list[dict[str, Any]]:
         return [{"movie_id": int(m), "rating": float(rng.integers(1, 11)) / 2}
-                for m in rng.integers(1, TOWER_MOVIES + 1, size=int(rng.integers(1, 51)))]
+                for m in rng.integers(1, TOWER_MOVIES + 1, size=int(rng.integers(1, longest + 1)))]
 
     for _ in range(rounds):
         for kind in kinds:
@@ -180,7 +180,7 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
         arr = np.asarray(samples)
         return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)), "n": len(samples)}
 
-    out: dict[str, Any] = {"catalog": TOWER_MOVIES, "history_items": [1, 50], "rounds": rounds, "towers": {}}
+    out: dict[str, Any] = {"catalog": TOWER_MOVIES, "history_items": [1, longest], "rounds": rounds, "towers": {}}
     for kind in kinds:
         out["towers"][kind] = {"handler_miss": stats(handler[kind]), "tower_encode": stats(alone[kind])}
     if "pooling" in kinds:
@@ -387,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:36} {r['p50_ms']:7.3f}ms {r['p99_ms']:7.3f}ms {r['n']:>6}")
     if results.get("user_towers"):
         ut = results["user_towers"]
-        print(f"user towers, warm miss ({ut['catalog']:,} catalog, histories of 1-50 movies, real sizes):")
+        shortest, longest = ut["history_items"]
+        print(f"user towers, warm miss ({ut['catalog']:,} catalog, histories of {shortest}-{longest} movies, "
+              "real sizes):")
         print(f"  {'tower':<10} {'handler p50':>12} {'p99':>9} {'p50/pool':>9} {'p99/pool':>9} "
               f"{'encode p50':>11} {'p99':>8}")
         for kind, row in ut["towers"].items():
