@@ -75,7 +75,7 @@ def test_a_tune_space_names_a_model_a_hyper_parameter_and_typed_values() -> None
     spaces = tuning_spaces([parse_tune_space("two-tower.user_tower=pooling,gru"),
                             parse_tune_space("two-tower.temperature=0.1")])
     assert spaces == {"two-tower": {**SPACES["two-tower"], "user_tower": ["pooling", "gru"], "temperature": [0.1]}}
-    assert SPACES["two-tower"]["temperature"] == [0.1, 0.2]  # the defaults are not changed
+    assert SPACES["two-tower"]["temperature"] == [0.1, 0.15, 0.2]  # the defaults are not changed
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -112,12 +112,12 @@ def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any)
     data = make_ml100k(tmp_path / "ml-100k")
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "bundle"), "--report", str(tmp_path / "report"),
             "--no-baselines", "--quiet", "--epochs", "1", "--batch-size", "64", "--history-length", "10", "--no-jit",
-            "--tune", "--tune-space", "two-tower.user_tower=pooling,gru", "--tune-space", "two-tower.target_window=1",
+            "--tune", "--tune-space", "two-tower.user_tower=pooling,gru", "--tune-space", "two-tower.history_length=10",
             "--tune-space", "two-tower.temperature=0.2"]
     assert main(argv) == 0
     training = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["training"]
     record = training["tuning"]["two-tower"]
-    assert record["space"] == {"temperature": [0.2], "target_window": [1], "user_tower": ["pooling", "gru"]}
+    assert record["space"] == {"history_length": [10], "temperature": [0.2], "user_tower": ["pooling", "gru"]}
     assert [t["params"]["user_tower"] for t in record["trials"]] == ["pooling", "gru"]
     assert training["config"]["user_tower"] == record["chosen"]["user_tower"]
     assert "user_tower" in (tmp_path / "report" / "tuning.md").read_text()
