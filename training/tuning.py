@@ -51,9 +51,10 @@ SPACES: dict[str, dict[str, list[Any]]] = {
 }
 """The search spaces: every combination of the listed values (a grid) is a trial. The two-tower's target window is
 not searched: next-item targets (1) beat a window of 5 at both temperatures of the first search (report/tuning.md).
-Nor is its user tower: the sequence-aware towers miss the serving budgets (docs/model.md, "Selection on validation
-only"), so ``--user-tower attention|gru`` is there to try, and ``recs train --tune --tune-space
-two-tower.user_tower=...`` (``tuning_spaces={"two-tower": {...}}`` of ``run_training``) adds it to the grid."""
+Nor is its user tower: the attention tower lost on validation and the GRU tower misses the warm-latency budget
+(docs/model.md, "Selection on validation only"), so ``--user-tower attention|gru`` is there to try, and ``recs train
+--tune --tune-space two-tower.user_tower=...`` (``tuning_spaces={"two-tower": {...}}`` of ``run_training``) adds it
+to the grid."""
 
 
 def grid(space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
