@@ -141,7 +141,8 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
     from recommender.settings import ServiceSettings
     from training.config import TrainConfig
 
-    dimension, longest = TrainConfig().dimension, TrainConfig().history_length
+    defaults = TrainConfig()
+    dimension, longest = defaults.dimension, defaults.history_length
     bundles = write_tower_bundles(work / "towers", kinds, TOWER_MOVIES)
     store_root = work / "store-towers"
     catalog, popularity = synthetic_store_catalog(TOWER_MOVIES, seed=7)

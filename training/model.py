@@ -149,22 +149,25 @@ class TwoTower(keras.Model):
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
         u, v = y_pred[0], y_pred[1]
-        logits = ops.matmul(u, ops.transpose(v)) / self.temperature
-        logits = logits + self.popularity_weight * x["log_pop"][None, :] - x["log_q"][None, :]
-        same = ops.equal(x["target"][:, None], x["target"][None, :])
+        target = x["target"]
+        logits = self._logits(u, v, x["log_pop"], x["log_q"])
+        same = ops.equal(target[:, None], target[None, :])
         eye = ops.eye(ops.shape(logits)[0], dtype="bool")
         logits = ops.where(ops.logical_and(same, ops.logical_not(eye)), -1e9, logits)
         if len(y_pred) == 4:  # uniform negatives: their columns follow the batch's, accidental hits masked
             v_neg, rows = y_pred[2], y_pred[3]
             c = self._catalog
-            extra = ops.matmul(u, ops.transpose(v_neg)) / self.temperature
-            extra = extra + self.popularity_weight * ops.take(c["log_pop"], rows)[None, :] \
-                - ops.take(c["log_q"], rows)[None, :]
-            extra = ops.where(ops.equal(x["target"][:, None], rows[None, :]), -1e9, extra)
+            extra = self._logits(u, v_neg, ops.take(c["log_pop"], rows), ops.take(c["log_q"], rows))
+            extra = ops.where(ops.equal(target[:, None], rows[None, :]), -1e9, extra)
             logits = ops.concatenate([logits, extra], axis=1)
         labels = ops.arange(ops.shape(logits)[0])
         loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         return ops.mean(loss)
+
+    def _logits(self, u: Any, v: Any, log_pop: Any, log_q: Any) -> Any:
+        """``u.v_j / temperature + w_pop * log_pop_j - log_q_j`` for every user row and item column."""
+        logits = ops.matmul(u, ops.transpose(v)) / self.temperature
+        return logits + self.popularity_weight * log_pop[None, :] - log_q[None, :]
 
     # -- training step (TensorFlow backend) ---------------------------------------------------------
     def _tables(self) -> list[Any]:

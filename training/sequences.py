@@ -226,9 +226,11 @@ def log_q_of(examples: Examples, n_movies: int, batch_size: int = 1, uniform_neg
     ``batch_size``, ``uniform_negatives / (n_movies * batch_size)`` (the expected draws of a movie, in the same
     units: per target in the batch)."""
     counts = np.bincount(examples.target_rows, minlength=n_movies).astype(np.float64)
-    q = np.maximum(counts, 1.0) / max(1, len(examples))
+    n = max(1, len(examples))
     if uniform_negatives:
-        q = counts / max(1, len(examples)) + uniform_negatives / (max(1, n_movies) * batch_size)
+        q = counts / n + uniform_negatives / (max(1, n_movies) * batch_size)
+    else:
+        q = np.maximum(counts, 1.0) / n  # a movie that is never a target is counted once
     return np.log(q).astype(np.float32)
 
 
