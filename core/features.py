@@ -23,6 +23,9 @@ RATING_BUCKETS = 11
 
 MAX_TITLE_TOKENS = 8
 NO_GENRES = "(no genres listed)"
+ITEM_INPUTS: tuple[str, ...] = ("id_slot", "genres", "year", "tokens")
+"""The item tower's inputs, in the order its Keras layer and its numpy forward pass take them
+(``ItemFeatureSpec.encode`` returns them by these names)."""
 
 _YEAR_RE = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
@@ -116,12 +119,8 @@ class ItemFeatureSpec:
             slots = [token_index[t] for t in title_tokens(movie.title) if t in token_index]
             slots = slots[:MAX_TITLE_TOKENS]
             tokens[row, : len(slots)] = slots
-        return {
-            "id_slot": self.id_slots([m.movie_id for m in movies]),
-            "genres": genres,
-            "year": year,
-            "tokens": tokens,
-        }
+        columns = (self.id_slots([m.movie_id for m in movies]), genres, year, tokens)
+        return dict(zip(ITEM_INPUTS, columns, strict=True))
 
 
 def id_slots(vocabulary: np.ndarray, movie_ids: Sequence[int] | np.ndarray) -> np.ndarray:

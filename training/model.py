@@ -11,7 +11,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from core.features import RATING_BUCKETS
+from core.features import ITEM_INPUTS, RATING_BUCKETS
 
 
 def _l2_normalize(x: Any) -> Any:
@@ -143,7 +143,7 @@ class TwoTower(keras.Model):
         c = self._catalog
         rows = keras.random.randint((self.uniform_negatives,), 0, ops.shape(c["log_q"])[0], dtype="int32",
                                     seed=self.seed_generator)
-        v_neg = self.item_tower(*(ops.take(c[k], rows, axis=0) for k in ("id_slot", "genres", "year", "tokens")))
+        v_neg = self.item_tower(*(ops.take(c[k], rows, axis=0) for k in ITEM_INPUTS))
         return u, v, v_neg, rows
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,

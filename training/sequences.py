@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from core.features import PADDING_SLOT, id_slots
+from core.features import ITEM_INPUTS, PADDING_SLOT, id_slots
 from training.split import Split
 
 CHUNK_INTERACTIONS = 1 << 21
@@ -202,10 +202,7 @@ def batch(sequences: Sequences, examples: Examples, picked: np.ndarray, history_
     return {
         "hist_slots": slots,
         "hist_buckets": buckets,
-        "id_slot": inputs["id_slot"][rows],
-        "genres": inputs["genres"][rows],
-        "year": inputs["year"][rows],
-        "tokens": inputs["tokens"][rows],
+        **{k: inputs[k][rows] for k in ITEM_INPUTS},
         "target": rows.astype(np.int32),
         "log_pop": features.log_pop[rows],
         "log_q": features.log_q[rows],

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.bundle import Bundle, write_bundle
-from core.features import ItemFeatureSpec, Movie
+from core.features import ITEM_INPUTS, ItemFeatureSpec, Movie
 from core.towers import ItemTower, UserTower, log_popularity
 from training.config import TrainConfig
 from training.early_stopping import early_stopping
@@ -181,8 +181,7 @@ def train_two_tower(
         parts = []
         for lo in range(0, n_movies, EVAL_CHUNK * 8):
             sl = slice(lo, lo + EVAL_CHUNK * 8)
-            parts.append(np.asarray(item_layer(item_inputs["id_slot"][sl], item_inputs["genres"][sl],
-                                               item_inputs["year"][sl], item_inputs["tokens"][sl])))
+            parts.append(np.asarray(item_layer(*(item_inputs[k][sl] for k in ITEM_INPUTS))))
         return np.concatenate(parts) if parts else np.zeros((0, out), np.float32)
 
     def validation_recall() -> float:
@@ -292,6 +291,6 @@ def parity_max_abs_diff(user_layer: Any, item_layer: Any, user: UserTower, item:
     numpy_u = user.forward(slots, buckets)[:, :-1] / np.float32(user.inverse_temperature)
     n = min(512, item_inputs["id_slot"].shape[0])
     sub = {k: v[:n] for k, v in item_inputs.items()}
-    keras_v = np.asarray(item_layer(sub["id_slot"], sub["genres"], sub["year"], sub["tokens"]))
+    keras_v = np.asarray(item_layer(*(sub[k] for k in ITEM_INPUTS)))
     numpy_v = item.forward(**sub)
     return float(max(np.abs(keras_u - numpy_u).max(initial=0.0), np.abs(keras_v - numpy_v).max(initial=0.0)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.features import ITEM_INPUTS
 from training.config import TrainConfig
 from training.sequences import Examples, log_q_of
 
@@ -57,38 +58,39 @@ def model_and_batch():
         return {
             "hist_slots": rng.integers(0, VOCAB + 2, (len(rows), 5)).astype(np.int32),
             "hist_buckets": rng.integers(0, 5, (len(rows), 5)).astype(np.int32),
-            **{k: catalog[k][rows] for k in ("id_slot", "genres", "year", "tokens", "log_pop", "log_q")},
+            **{k: catalog[k][rows] for k in (*ITEM_INPUTS, "log_pop", "log_q")},
             "target": rows,
         }
 
-    return model, batch
+    return model, batch, catalog
 
 
-def _loss(model, x, draws=None) -> float:
+def _loss(model, x, draws=None, catalog=None) -> float:
     u, v = model(x)
     if draws is None:
         return float(model.compute_loss(x, y_pred=(u, v)))
     rows = np.asarray(draws, np.int32)
-    v_neg = model.item_tower(*(np.asarray(model._catalog[k])[rows] for k in ("id_slot", "genres", "year", "tokens")))
+    v_neg = model.item_tower(*(catalog[k][rows] for k in ITEM_INPUTS))
     return float(model.compute_loss(x, y_pred=(u, v, v_neg, rows)))
 
 
 def test_uniform_negatives_add_to_the_loss(model_and_batch):
-    model, batch = model_and_batch
+    model, batch, catalog = model_and_batch
     x = batch([0, 1, 2, 3, 4, 5])
-    assert _loss(model, x, draws=[10, 11, 12, 13]) > _loss(model, x) + 1e-3
+    assert _loss(model, x, draws=[10, 11, 12, 13], catalog=catalog) > _loss(model, x) + 1e-3
 
 
 def test_accidental_hits_are_masked_in_batch_and_among_the_uniform_draws(model_and_batch):
-    model, batch = model_and_batch
+    model, batch, catalog = model_and_batch
     x = batch([3] * BATCH)  # every row's target is movie 3: each row's in-batch negatives are all accidental hits
     assert _loss(model, x) == pytest.approx(0.0, abs=1e-6)  # only the positive is left in each row
-    assert _loss(model, x, draws=[3, 3, 3, 3]) == pytest.approx(0.0, abs=1e-6)  # drawing movie 3: still masked
-    assert _loss(model, x, draws=[3, 3, 3, 7]) > 1e-3  # one true negative counts
+    # drawing movie 3: still masked
+    assert _loss(model, x, draws=[3, 3, 3, 3], catalog=catalog) == pytest.approx(0.0, abs=1e-6)
+    assert _loss(model, x, draws=[3, 3, 3, 7], catalog=catalog) > 1e-3  # one true negative counts
 
 
 def test_in_training_the_model_draws_its_uniform_negatives(model_and_batch):
-    model, batch = model_and_batch
+    model, batch, _ = model_and_batch
     x = batch([0, 1, 2, 3, 4, 5])
     out = model(x, training=True)
     assert len(out) == 4 and tuple(out[2].shape) == (4, 8)
