@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.options import add_model_options, config_from_args, parse_tune_space, tuning_spaces
+from training.options import add_model_options, config_from_args, parse_seeds, parse_tune_space, tuning_spaces
 
 DEFAULT_DATA = "data/ml-latest-small"
 DEFAULT_BUNDLE = "artifacts/bundle"
@@ -32,12 +32,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     train.add_argument("--no-baselines", action="store_true", help="evaluate only the two-tower model")
     train.add_argument("--tune", action="store_true",
                        help="first choose the two-tower's and the baselines' hyper-parameters on validation users "
-                       "(training.tuning: a small grid, about an hour on the bundled sample with 2 CPUs), then train "
-                       "and evaluate the chosen ones; the search is recorded in the manifest and report/tuning.*")
+                       "(training.tuning: a small grid, each two-tower point averaged over --tune-seeds; about 70 "
+                       "minutes on the bundled sample with 2 CPUs), then train and evaluate the chosen ones; the "
+                       "search is recorded in the manifest and report/tuning.*")
     train.add_argument("--tune-space", action="append", type=parse_tune_space, default=[], metavar="MODEL.PARAM=V,...",
                        help="with --tune: the values the search tries for one hyper-parameter, replacing or adding it "
                        "in that model's grid (a single value fixes it); repeatable. E.g. two-tower.user_tower=pooling,"
                        "attention,gru compares the user towers on validation; SASRec.blocks=2 shrinks SASRec's grid")
+    train.add_argument("--tune-seeds", type=parse_seeds, default=None, metavar="S1,S2,...",
+                       help="with --tune: the seeds each two-tower trial trains with; its validation figures are their "
+                       "mean (default: training.tuning.TUNING_SEEDS, 42,7,123). The final model trains from --seed")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
     add_model_options(train)
     _evaluation_arguments(train)
@@ -115,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.tune_space and not args.tune:
         raise CommandError("--tune-space needs --tune")
+    if args.tune_seeds is not None and not args.tune:
+        raise CommandError("--tune-seeds needs --tune")
     idle = sorted({m for m, _, _ in args.tune_space if m != "two-tower"} - set(_baselines(args)))
     if idle:
         raise CommandError(f"--tune-space names {', '.join(idle)}, which --baselines does not run")
@@ -123,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         bundle, evaluation = run_training(
             args.data, args.out, config, _baselines(args),
             progress=False if args.quiet else None, log=log, tune=args.tune,
-            tuning_spaces=tuning_spaces(args.tune_space), **_baseline_options(args),
+            tuning_spaces=tuning_spaces(args.tune_space), tuning_seeds=args.tune_seeds, **_baseline_options(args),
         )
     except _errors() as exc:
         raise CommandError(str(exc)) from exc

@@ -104,6 +104,9 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     else:
         raise argparse.ArgumentTypeError(f"unknown model {model!r} in {text!r}; choose from two-tower, EASE, "
                                          f"{', '.join(SEQUENTIAL_DEFAULTS)}")
+    if model == "two-tower" and param == "seed":
+        raise argparse.ArgumentTypeError("two-tower.seed is not searched: every trial is averaged over the seeds of "
+                                         "--tune-seeds")
     if param not in defaults:
         raise argparse.ArgumentTypeError(f"{model} has no hyper-parameter {param!r} (choose from "
                                          f"{', '.join(sorted(defaults))})")
@@ -119,6 +122,18 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
             raise argparse.ArgumentTypeError(f"{model}.{param}={part.strip()}: {exc}") from None
         values.append(value)
     return model, param, values
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``S1,S2,...`` (``recs train --tune-seeds``) -> distinct integer seeds, at least one."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds (e.g. 42,7,123), "
+                                         f"got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct, got {text!r}")
+    return seeds
 
 
 def tuning_spaces(items: list[tuple[str, str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:

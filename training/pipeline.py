@@ -173,14 +173,16 @@ def run_training(
     stages: Stages | None = None,
     tune: bool = False,
     tuning_spaces: dict[str, dict[str, list[Any]]] | None = None,
+    tuning_seeds: Sequence[int] | None = None,
 ) -> tuple[Bundle, Evaluation]:
     """Load, split, train, evaluate the served path and the baselines, and write the bundle.
 
     ``stages`` (if given) records the wall time and peak memory of each stage: ``load``, (``tuning``),
     ``examples``, ``training``, ``evaluation``, ``export``. With ``tune``, the hyper-parameters of the
     two-tower model and of the baselines that have some are first chosen on validation users
-    (``training.tuning``; ``tuning_spaces`` replaces some of its spaces), the chosen ones train and are
-    evaluated, and the search is recorded in the manifest (``training.tuning``).
+    (``training.tuning``; ``tuning_spaces`` replaces some of its spaces, ``tuning_seeds`` the seeds each two-tower
+    trial is averaged over), the chosen ones train (from ``config.seed``) and are evaluated, and the search is
+    recorded in the manifest (``training.tuning``).
     """
     from training.train import export_bundle, train_two_tower
 
@@ -195,11 +197,12 @@ def run_training(
     ease_lambda: float | None = None
     sequential: dict[str, SequentialConfig] = {}
     if tune:
-        from training.tuning import SPACES, tune_baselines, tune_two_tower
+        from training.tuning import SPACES, TUNING_SEEDS, tune_baselines, tune_two_tower
 
         spaces = {**SPACES, **(tuning_spaces or {})}
         with stage("tuning"):
-            tuning = {"two-tower": tune_two_tower(data, split, config, spaces["two-tower"], log=log)}
+            tuning = {"two-tower": tune_two_tower(data, split, config, spaces["two-tower"], log=log,
+                                                  seeds=TUNING_SEEDS if tuning_seeds is None else tuning_seeds)}
             config = replace(config, **tuning["two-tower"]["chosen"])
             tuning.update(tune_baselines(split, [m.movie_id for m in data.movies], list(baselines), seed=config.seed,
                                          spaces=spaces, baseline_items=baseline_items, log=log))

@@ -86,12 +86,37 @@ def test_a_tune_space_names_a_model_a_hyper_parameter_and_typed_values() -> None
     ("SASRec.dropout=1.5", "SASRec.dropout=1.5: dropout must be in"),
     ("EASE.ease_lambda=-1", "must be positive"),
     ("two-tower.epochs=ten", "two-tower.epochs=ten"),
+    ("two-tower.seed=1,2", "two-tower.seed is not searched"),
 ])
 def test_a_bad_tune_space_is_refused_naming_the_problem(text: str, message: str) -> None:
     from training.options import parse_tune_space
 
     with pytest.raises(argparse.ArgumentTypeError, match=message.replace("(", r"\(").replace(".", r"\.")):
         parse_tune_space(text)
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("42,7,123", [42, 7, 123]), ("5", [5]), (" 1, 2", [1, 2])])
+def test_tune_seeds_are_distinct_integers(text: str, seeds: list[int]) -> None:
+    from training.options import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(("text", "message"), [("1,1", "distinct"), ("1,x", "integer seeds"), ("", "integer seeds")])
+def test_bad_tune_seeds_are_refused(text: str, message: str) -> None:
+    from training.options import parse_seeds
+
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse_seeds(text)
+
+
+def test_the_search_refuses_the_seed_as_a_hyper_parameter() -> None:
+    from training.tuning import tune_two_tower
+
+    with pytest.raises(ValueError, match="not a hyper-parameter"):
+        tune_two_tower(None, None, TrainConfig(), {"seed": [1, 2]})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="distinct"):
+        tune_two_tower(None, None, TrainConfig(), {"temperature": [0.1]}, seeds=[3, 3])  # type: ignore[arg-type]
 
 
 def test_recs_train_refuses_a_tune_space_it_would_not_use(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,6 +126,8 @@ def test_recs_train_refuses_a_tune_space_it_would_not_use(tmp_path: Any, capsys:
     assert "--tune-space needs --tune" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--tune", "--tune-space", "SASRec.blocks=2"]) == 2
     assert "names SASRec, which --baselines does not run" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--tune-seeds", "1,2"]) == 2
+    assert "--tune-seeds needs --tune" in capsys.readouterr().err
 
 
 def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any) -> None:
@@ -113,11 +140,21 @@ def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any)
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "bundle"), "--report", str(tmp_path / "report"),
             "--no-baselines", "--quiet", "--epochs", "1", "--batch-size", "64", "--history-length", "10", "--no-jit",
             "--tune", "--tune-space", "two-tower.user_tower=pooling,gru", "--tune-space", "two-tower.history_length=10",
-            "--tune-space", "two-tower.temperature=0.2"]
+            "--tune-space", "two-tower.temperature=0.2", "--tune-seeds", "3,4", "--seed", "9"]
     assert main(argv) == 0
     training = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["training"]
     record = training["tuning"]["two-tower"]
     assert record["space"] == {"history_length": [10], "temperature": [0.2], "user_tower": ["pooling", "gru"]}
     assert [t["params"]["user_tower"] for t in record["trials"]] == ["pooling", "gru"]
     assert training["config"]["user_tower"] == record["chosen"]["user_tower"]
-    assert "user_tower" in (tmp_path / "report" / "tuning.md").read_text()
+    assert training["config"]["seed"] == 9  # the final model trains from --seed; the search from --tune-seeds
+    assert record["seeds"] == [3, 4] and "seed" not in record["base"]
+    for trial in record["trials"]:  # each point's figures are the mean of its seeds' runs
+        assert list(trial["by_seed"]) == ["3", "4"] and len(trial["best_epoch"]) == 2
+        for metric in ("recall@10", "ndcg@10", "recall@100"):
+            runs = [trial["by_seed"][s][metric] for s in ("3", "4")]
+            assert trial["validation"][metric] == pytest.approx(sum(runs) / 2)
+    best = max(record["trials"], key=lambda t: t["validation"]["recall@10"])
+    assert record["chosen"] == best["params"]
+    tuning_md = (tmp_path / "report" / "tuning.md").read_text()
+    assert "user_tower" in tuning_md and "Each trial trained with seeds 3, 4" in tuning_md

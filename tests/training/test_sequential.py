@@ -87,7 +87,8 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
     }
     config = TrainConfig(epochs=1, batch_size=64, history_length=10, jit_compile=False)
     bundle, evaluation = run_training(data, tmp_path / "bundle", config, ("popularity", "EASE", "GRU4Rec"),
-                                      progress=False, log=lambda m: None, tune=True, tuning_spaces=spaces)
+                                      progress=False, log=lambda m: None, tune=True, tuning_spaces=spaces,
+                                      tuning_seeds=[5])
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     record = manifest["training"]["tuning"]
     assert set(record) == {"two-tower", "EASE", "GRU4Rec"}
@@ -97,6 +98,7 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
         assert rec["validation"]["fraction"] == 1.0
         best = max(rec["trials"], key=lambda t: t["validation"]["recall@10"])
         assert rec["chosen"] == best["params"] and 0 <= best["validation"]["recall@10"] <= 1
+    assert record["two-tower"]["seeds"] == [5]
     assert manifest["training"]["config"]["temperature"] == record["two-tower"]["chosen"]["temperature"]
     assert manifest["training"]["config"]["validation_users"] == 0.1  # the final training validates as always
     assert evaluation.baselines["EASE"]["lambda"] == record["EASE"]["chosen"]["ease_lambda"]
