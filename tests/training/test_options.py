@@ -23,10 +23,10 @@ def test_no_flags_give_the_defaults() -> None:
 
 
 def test_flags_set_their_fields_with_their_types() -> None:
-    config = _parse(["--history-length", "20", "--temperature", "0.2", "--user-tower", "gru",
+    config = _parse(["--history-length", "20", "--temperature", "0.3", "--user-tower", "gru",
                      "--sparse-updates", "false", "--max-examples-per-user", "0", "--no-jit"])
     assert config.history_length == 20 and isinstance(config.history_length, int)
-    assert config.temperature == 0.2
+    assert config.temperature == 0.3
     assert config.user_tower == "gru"
     assert config.sparse_updates is False
     assert config.max_examples_per_user is None  # 0: no cap
