@@ -69,7 +69,9 @@ def test_sasrec_and_gru4rec_beat_popularity_on_sequences():
         assert ev.results[name]["recall@10"] > pop + 0.2, (name, ev.results[name], pop)
         info = ev.baselines[name]
         assert info["config"]["model"] == name and info["epochs_run"] >= info["best_epoch"] >= 1
-        assert info["validation"]["metrics"]["recall@10"] > 0 and ev.seconds[name] >= info["training_seconds"]
+        assert info["validation"]["metrics"]["recall@10"] > 0
+        # the column's seconds include the training; training_seconds is rounded to 0.1 s, the column to 0.01 s
+        assert ev.seconds[name] >= info["training_seconds"] - 0.05
 
 
 def make_ml100k(root: Path) -> Path:
