@@ -126,14 +126,17 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
 
 def parse_seeds(text: str) -> list[int]:
     """``S1,S2,...`` (``recs train --tune-seeds``) -> distinct integer seeds, at least one."""
+    from training.tuning import check_seeds
+
     try:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds (e.g. 42,7,123), "
                                          f"got {text!r}") from None
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct, got {text!r}")
-    return seeds
+    try:
+        return check_seeds(seeds)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def tuning_spaces(items: list[tuple[str, str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:

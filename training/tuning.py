@@ -90,6 +90,14 @@ def _mean_figures(by_seed: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([f[k] for f in by_seed])) for k in keys}
 
 
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """The tuning seeds as a list of integers; ``ValueError`` unless there is at least one and they are distinct."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"tuning seeds must be distinct and at least one, got {seeds}")
+    return seeds
+
+
 def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mapping[str, Sequence[Any]] | None = None,
                    log: Callable[[str], None] = print, seeds: Sequence[int] = TUNING_SEEDS) -> dict[str, Any]:
     """Train one two-tower model per point of ``space`` and seed on the tuning validation split and record each
@@ -100,9 +108,7 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
     space = SPACES["two-tower"] if space is None else space
     if "seed" in space:
         raise ValueError("the seed is not a hyper-parameter: the search averages over seeds (tuning seeds)")
-    seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"tuning seeds must be distinct and at least one, got {seeds}")
+    seeds = check_seeds(seeds)
     trials: list[dict[str, Any]] = []
     validation: dict[str, Any] = {}
     points = grid(space)
