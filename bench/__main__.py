@@ -216,7 +216,7 @@ def training_view(r: dict[str, Any]) -> tuple[dict[str, Any], list[Table]]:
         ["training wall time (incl. TensorFlow import)", _fmt(r.get("train_wall_seconds"), 1, " s")
          + f" (budget {_fmt(r.get('budget_seconds'), 0, ' s')})"],
         ["training time inside the process", _fmt(r.get("train_seconds_in_process"), 1, " s")],
-        ["epochs run (early stopping)", _fmt(r.get("epochs_run"))],
+        ["epochs run", _fmt(r.get("epochs_run"))],
         ["peak RSS of training", _fmt(r.get("peak_rss_mib"), 0, " MiB")],
         ["served Recall@10 (numpy towers, exported vectors)", _fmt(r.get("served_recall@10"), 4)],
     ]

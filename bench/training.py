@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = [
         ("training wall time (s, incl. TF import)", f"{wall:.1f}  (budget {BUDGET_SECONDS:.0f})"),
-        ("epochs run (early stopping)", str(result["epochs_run"])),
+        ("epochs run", str(result["epochs_run"])),
         ("peak RSS of training (MiB)", f"{peak_mib:.0f}"),
         *[(f"bundle: {name} (KiB)", f"{size / 1024:.0f}") for name, size in sizes.items()],
         ("served recall@10", f"{result['served_recall@10']:.4f}"),

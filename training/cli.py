@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.options import add_model_options, config_from_args, parse_seeds, parse_tune_space, tuning_spaces
+from training.options import (
+    add_model_options,
+    config_from_args,
+    parse_seeds,
+    parse_tune_space,
+    positive_integer,
+    tuning_spaces,
+)
 
 DEFAULT_DATA = "data/ml-latest-small"
 DEFAULT_BUNDLE = "artifacts/bundle"
@@ -42,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     train.add_argument("--tune-seeds", type=parse_seeds, default=None, metavar="S1,S2,...",
                        help="with --tune: the seeds each two-tower trial trains with; its validation figures are their "
                        "mean (default: training.tuning.TUNING_SEEDS, 42,7,123). The final model trains from --seed")
+    train.add_argument("--tune-max-epochs", type=positive_integer, default=None, metavar="N",
+                       help="with --tune: the most epochs a two-tower trial trains, early-stopping on the validation "
+                       "users; the final model trains the chosen point's mean best epoch, replacing --epochs "
+                       "(default: training.tuning.TUNING_MAX_EPOCHS, 30)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
     add_model_options(train)
     _evaluation_arguments(train)
@@ -121,6 +132,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError("--tune-space needs --tune")
     if args.tune_seeds is not None and not args.tune:
         raise CommandError("--tune-seeds needs --tune")
+    if args.tune_max_epochs is not None and not args.tune:
+        raise CommandError("--tune-max-epochs needs --tune")
     idle = sorted({m for m, _, _ in args.tune_space if m != "two-tower"} - set(_baselines(args)))
     if idle:
         raise CommandError(f"--tune-space names {', '.join(idle)}, which --baselines does not run")
@@ -129,7 +142,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         bundle, evaluation = run_training(
             args.data, args.out, config, _baselines(args),
             progress=False if args.quiet else None, log=log, tune=args.tune,
-            tuning_spaces=tuning_spaces(args.tune_space), tuning_seeds=args.tune_seeds, **_baseline_options(args),
+            tuning_spaces=tuning_spaces(args.tune_space), tuning_seeds=args.tune_seeds,
+            tuning_max_epochs=args.tune_max_epochs, **_baseline_options(args),
         )
     except _errors() as exc:
         raise CommandError(str(exc)) from exc

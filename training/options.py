@@ -89,7 +89,7 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     from dataclasses import replace
 
     from training.sequential import DEFAULTS as SEQUENTIAL_DEFAULTS
-    from training.tuning import EASE_LAMBDA
+    from training.tuning import EASE_LAMBDA, TRIAL_SETTINGS
 
     head, sep, tail = text.partition("=")
     model, dot, param = head.strip().rpartition(".")
@@ -107,6 +107,10 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     if model == "two-tower" and param == "seed":
         raise argparse.ArgumentTypeError("two-tower.seed is not searched: every trial is averaged over the seeds of "
                                          "--tune-seeds")
+    if model == "two-tower" and param in TRIAL_SETTINGS:
+        raise argparse.ArgumentTypeError(f"two-tower.{param} is not searched: every trial early-stops on all users' "
+                                         "held-out items (at most --tune-max-epochs) and the final model trains the "
+                                         "chosen point's mean best epoch")
     if param not in defaults:
         raise argparse.ArgumentTypeError(f"{model} has no hyper-parameter {param!r} (choose from "
                                          f"{', '.join(sorted(defaults))})")
@@ -122,6 +126,17 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
             raise argparse.ArgumentTypeError(f"{model}.{param}={part.strip()}: {exc}") from None
         values.append(value)
     return model, param, values
+
+
+def positive_integer(text: str) -> int:
+    """An integer of at least 1 (``recs train --tune-max-epochs``)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def parse_seeds(text: str) -> list[int]:

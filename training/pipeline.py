@@ -174,6 +174,7 @@ def run_training(
     tune: bool = False,
     tuning_spaces: dict[str, dict[str, list[Any]]] | None = None,
     tuning_seeds: Sequence[int] | None = None,
+    tuning_max_epochs: int | None = None,
 ) -> tuple[Bundle, Evaluation]:
     """Load, split, train, evaluate the served path and the baselines, and write the bundle.
 
@@ -181,7 +182,8 @@ def run_training(
     ``examples``, ``training``, ``evaluation``, ``export``. With ``tune``, the hyper-parameters of the
     two-tower model and of the baselines that have some are first chosen on validation users
     (``training.tuning``; ``tuning_spaces`` replaces some of its spaces, ``tuning_seeds`` the seeds each two-tower
-    trial is averaged over), the chosen ones train (from ``config.seed``) and are evaluated, and the search is
+    trial is averaged over, ``tuning_max_epochs`` the most epochs a trial early-stops within), the chosen ones train
+    (from ``config.seed``; the two-tower for the chosen point's mean best epoch) and are evaluated, and the search is
     recorded in the manifest (``training.tuning``).
     """
     from training.train import export_bundle, train_two_tower
@@ -197,13 +199,15 @@ def run_training(
     ease_lambda: float | None = None
     sequential: dict[str, SequentialConfig] = {}
     if tune:
-        from training.tuning import SPACES, TUNING_SEEDS, tune_baselines, tune_two_tower
+        from training.tuning import SPACES, TUNING_MAX_EPOCHS, TUNING_SEEDS, tune_baselines, tune_two_tower
 
         spaces = {**SPACES, **(tuning_spaces or {})}
         with stage("tuning"):
-            tuning = {"two-tower": tune_two_tower(data, split, config, spaces["two-tower"], log=log,
-                                                  seeds=TUNING_SEEDS if tuning_seeds is None else tuning_seeds)}
-            config = replace(config, **tuning["two-tower"]["chosen"])
+            tuning = {"two-tower": tune_two_tower(
+                data, split, config, spaces["two-tower"], log=log,
+                seeds=TUNING_SEEDS if tuning_seeds is None else tuning_seeds,
+                max_epochs=TUNING_MAX_EPOCHS if tuning_max_epochs is None else tuning_max_epochs)}
+            config = replace(config, **tuning["two-tower"]["chosen"], epochs=tuning["two-tower"]["epochs"])
             tuning.update(tune_baselines(split, [m.movie_id for m in data.movies], list(baselines), seed=config.seed,
                                          spaces=spaces, baseline_items=baseline_items, log=log))
         if "EASE" in tuning:

@@ -70,6 +70,16 @@ def write_report(
     return written
 
 
+def _epochs_text(training: dict[str, Any]) -> str:
+    """How long the two-tower trained: a fixed epoch count (the last kept) or where early stopping stopped (a
+    manifest from before ``early_stopping`` existed early-stopped whenever it had validation users)."""
+    cfg = training.get("config") or {}
+    stopped = cfg.get("early_stopping", bool(training.get("validation", {}).get("users")))
+    if stopped:
+        return f"best epoch {training.get('best_epoch')} of {training.get('epochs_run')} (early stopping on validation)"
+    return f"{training.get('epochs_run')} epochs (no early stopping; the last kept)"
+
+
 def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out: Path) -> list[str]:
     """What ran: the two-tower's configuration and validation figures, each baseline's hyper-parameters, and
     where they were chosen (``tuning.md`` of this run, or of an earlier ``--tune`` run in the same directory)."""
@@ -78,9 +88,8 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
         cfg = training["config"]
         val = (training.get("validation") or {}).get("metrics") or {}
         lines += ["", f"Two-tower: `{cfg.get('user_tower', 'pooling')}` user tower, temperature "
-                  f"{cfg.get('temperature')}, target window {cfg.get('target_window')}, best epoch "
-                  f"{training.get('best_epoch')} of "
-                  f"{training.get('epochs_run')} ({training.get('seconds')} s of training)"
+                  f"{cfg.get('temperature')}, target window {cfg.get('target_window')}, {_epochs_text(training)} "
+                  f"({training.get('seconds')} s of training)"
                   + (f"; validation Recall@10 {val['recall@10']:.4f} on {int(val['users'])} users" if val else "")
                   + "."]
     for name, info in evaluation.baselines.items():
@@ -103,7 +112,10 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
             record = json.loads((out / "tuning.json").read_text(encoding="utf-8"))
         except ValueError:
             record = {}
-        chosen = (record.get("two-tower") or {}).get("chosen") or {}
+        two_tower = record.get("two-tower") or {}
+        chosen = dict(two_tower.get("chosen") or {})
+        if "epochs" in two_tower:
+            chosen["epochs"] = two_tower["epochs"]
         cfg = training["config"]
         same = all(cfg.get(k) == v for k, v in chosen.items())
         lines += ["", "Defaults chosen on validation users only by `recs train --tune`: [tuning.md](tuning.md); "

@@ -136,7 +136,7 @@ def train_two_tower(
         item_inputs = spec.encode(catalog)
         log_pop = log_popularity(popularity)
 
-        # Validation users: their last 10% of history (at least one) are held out for early stopping.
+        # Validation users: their last 10% of history (at least one) are held out, scored after every epoch.
         val = validation_split(split.n_history, cfg.validation_users, rng)
         n_hist, limit, val_users = val.n_history, val.limit, val.users
         n_val = int(val_users.shape[0])
@@ -195,8 +195,9 @@ def train_two_tower(
             total += float(_topk_recall(scores, val_exclude[sl], val_targets[sl], val_n_targets[sl]).sum())
         return total / max(1, n_val)
 
+    stopping = cfg.early_stopping and n_val > 0
     monitor, best = early_stopping(model, lambda: validation_recall() if n_val else 0.0, cfg.patience, log,
-                                   keep_latest=not n_val)
+                                   keep_latest=not stopping)
     history = best.history
     callbacks: list[Any] = [monitor]
     if progress:
@@ -206,7 +207,10 @@ def train_two_tower(
     with stage("training"):
         model.fit(dataset, epochs=cfg.epochs, callbacks=callbacks, verbose=0, shuffle=False)  # shuffled per epoch
     model.set_weights(best.weights)
-    log(f"best epoch {best.epoch} (validation recall@10 {best.score:.4f})")
+    if stopping:
+        log(f"best epoch {best.epoch} (validation recall@10 {best.score:.4f})")
+    else:
+        log(f"kept the last epoch, {best.epoch}" + (f" (validation recall@10 {best.score:.4f})" if n_val else ""))
 
     user_tower, item_tower = export_towers(
         user_layer, item_layer, spec, cfg, float(np.asarray(model.popularity_weight))

@@ -6,9 +6,12 @@ The protocol:
   latest 10% of their history (at least one item); the models train on the rest of the history
   and rank the full catalog for those users, the training prefix excluded, exactly as the test
   ranks it with the history excluded. The test items are never read. (Early stopping in each trial
-  uses the same held-out items, as the final training uses its own 10% of users.)
+  uses the same held-out items.)
 * **Selection**: the highest validation Recall@10 (the table's first metric, the one early stopping
   watches); a tie keeps the earlier trial of the grid. NDCG@10 and Recall@100 are recorded.
+* **Epochs**: every two-tower trial early-stops on those users' held-out items (at most ``TUNING_MAX_EPOCHS``);
+  the final model trains the chosen point's mean best epoch on all of the history, without early stopping
+  (``chosen_epochs``; ``TrainConfig.epochs`` is that count for the bundled sample).
 * **Spaces**: small grids, below (``SPACES``). A two-tower trial trains once per seed of
   ``TUNING_SEEDS`` and is scored by the seeds' mean figures: on the bundled sample one configuration's
   validation Recall@10 moves as much between seeds as between the grid's points, so a single seed
@@ -47,6 +50,13 @@ TUNING_SEEDS: tuple[int, ...] = (42, 7, 123)
 bundled sample, history 100 at temperature 0.15 (what seed 42 alone chose) scored validation Recall@10 0.1710 / 0.1605
 / 0.1581 with these seeds, a spread as wide as the differences between the grid's points; the means chose temperature
 0.2 (report/tuning.md)."""
+
+TUNING_MAX_EPOCHS = 30
+"""The most epochs a two-tower trial trains (``recs train --tune-max-epochs``); each early-stops on the search's
+validation users (``TrainConfig.patience``) and records its best epoch."""
+
+TRIAL_SETTINGS = ("seed", "epochs", "early_stopping", "validation_users")
+"""What the search sets on each two-tower trial itself, so none is a search-space key (``--tune-space``)."""
 
 SPACES: dict[str, dict[str, list[Any]]] = {
     "two-tower": {
@@ -98,16 +108,33 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
+def chosen_epochs(best_epochs: Sequence[int]) -> int:
+    """The epoch count the final model trains: the mean of the chosen point's best epochs (one per seed), rounded
+    half up. The final training cannot early-stop as reliably itself: it holds out only ``validation_users`` of the
+    users (``TrainConfig.early_stopping``)."""
+    if not best_epochs or min(best_epochs) < 1:
+        raise ValueError(f"best epochs must be at least 1, got {list(best_epochs)}")
+    return max(1, int(np.floor(float(np.mean(best_epochs)) + 0.5)))
+
+
 def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mapping[str, Sequence[Any]] | None = None,
-                   log: Callable[[str], None] = print, seeds: Sequence[int] = TUNING_SEEDS) -> dict[str, Any]:
-    """Train one two-tower model per point of ``space`` and seed on the tuning validation split and record each
-    point's served-path validation figures, the mean over ``seeds`` (each seed's are kept under ``by_seed``);
-    ``chosen`` is the best by mean validation Recall@10."""
+                   log: Callable[[str], None] = print, seeds: Sequence[int] = TUNING_SEEDS,
+                   max_epochs: int = TUNING_MAX_EPOCHS) -> dict[str, Any]:
+    """Train one two-tower model per point of ``space`` and seed on the tuning validation split, each early-stopping
+    there within ``max_epochs``, and record each point's served-path validation figures, the mean over ``seeds``
+    (each seed's are kept under ``by_seed``), and its best epochs. ``chosen`` is the best point by mean validation
+    Recall@10; ``epochs`` the epoch count the final model trains (``chosen_epochs`` of the chosen point)."""
     from training.train import train_two_tower
 
     space = SPACES["two-tower"] if space is None else space
     if "seed" in space:
         raise ValueError("the seed is not a hyper-parameter: the search averages over seeds (tuning seeds)")
+    for fixed in TRIAL_SETTINGS[1:]:
+        if fixed in space:
+            raise ValueError(f"{fixed} is not searched: every trial early-stops on all users' held-out items (at most "
+                             "the tuning max epochs) and the final model trains the chosen point's mean best epoch")
+    if max_epochs < 1:
+        raise ValueError(f"tuning max epochs must be at least 1, got {max_epochs}")
     seeds = check_seeds(seeds)
     trials: list[dict[str, Any]] = []
     validation: dict[str, Any] = {}
@@ -117,7 +144,8 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
         best_epochs: list[int] = []
         started = time.perf_counter()
         for seed in seeds:
-            config = replace(base, **params, seed=seed, validation_users=TUNING_VALIDATION_USERS)
+            config = replace(base, **params, seed=seed, validation_users=TUNING_VALIDATION_USERS, epochs=max_epochs,
+                             early_stopping=True)
             trained = train_two_tower(data, split, config, progress=False, log=lambda m: None)
             by_seed[str(seed)] = dict(trained.info["validation"]["metrics"])
             validation = {k: v for k, v in trained.info["validation"].items() if k != "metrics"}
@@ -129,9 +157,13 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
         spread = ", ".join(f"{f.get('recall@10', float('nan')):.4f}" for f in by_seed.values())
         log(f"tuning two-tower {i}/{len(points)} {params}: validation recall@10 "
             f"{figures.get('recall@10', float('nan')):.4f} (mean of seeds {seeds}: {spread})")
-    base_dict = {k: v for k, v in base.to_dict().items() if k not in space and k != "seed"}
+    base_dict = {k: v for k, v in base.to_dict().items() if k not in space and k not in TRIAL_SETTINGS}
     record = _record(space, trials, base_dict, validation)
     record["seeds"] = seeds
+    record["max_epochs"] = max_epochs
+    best = next(t for t in trials if t["params"] == record["chosen"])
+    record["epochs"] = chosen_epochs(best["best_epoch"])
+    log(f"the final model trains {record['epochs']} epochs (the chosen point's best epochs: {best['best_epoch']})")
     return record
 
 
@@ -220,9 +252,17 @@ def tuning_markdown(record: Mapping[str, Any]) -> str:
             cells = " | ".join(f"{mark}{t['params'][k]}{mark}" for k in keys)
             epochs = t.get("best_epoch", "")
             epochs = " / ".join(str(e) for e in epochs) if isinstance(epochs, list) else epochs
-            by_seed = (" | " + " / ".join(f"{f.get('recall@10', 0):.4f}" for f in t.get("by_seed", {}).values())
+            runs = t.get("by_seed", {})  # in the order of ``seeds`` (a JSON written with sorted keys reorders them)
+            by_seed = (" | " + " / ".join(f"{runs.get(str(s), {}).get('recall@10', 0):.4f}" for s in seeds)
                        if seeds else "")
             lines.append(f"| {cells} | {v.get('recall@10', 0):.4f} | {v.get('ndcg@10', 0):.4f} | "
                          f"{v.get('recall@100', 0):.4f} | {epochs} | {t.get('seconds', 0):.0f}{by_seed} |")
         lines += ["", "Chosen: " + ", ".join(f"`{k}`={v}" for k, v in rec["chosen"].items()) + "."]
+        if "epochs" in rec:
+            best: Mapping[str, Any] = next((t for t in rec["trials"] if t["params"] == rec["chosen"]), {})
+            epochs = best.get("best_epoch", [])
+            epochs = epochs if isinstance(epochs, list) else [epochs]
+            lines += ["", f"Epochs: each trial early-stopped on the validation users (at most {rec.get('max_epochs')} "
+                      f"epochs); the final model trains `epochs`={rec['epochs']}, the mean of the chosen point's best "
+                      f"epochs ({' / '.join(str(e) for e in epochs)}), without early stopping."]
     return "\n".join(lines) + "\n"

@@ -85,8 +85,11 @@ def test_a_tune_space_names_a_model_a_hyper_parameter_and_typed_values() -> None
     ("two-tower.user_tower=pooling,lstm", "two-tower.user_tower=lstm: user_tower must be one of"),
     ("SASRec.dropout=1.5", "SASRec.dropout=1.5: dropout must be in"),
     ("EASE.ease_lambda=-1", "must be positive"),
-    ("two-tower.epochs=ten", "two-tower.epochs=ten"),
+    ("two-tower.batch_size=ten", "two-tower.batch_size=ten"),
     ("two-tower.seed=1,2", "two-tower.seed is not searched"),
+    ("two-tower.epochs=5,10", "two-tower.epochs is not searched: every trial early-stops"),
+    ("two-tower.early_stopping=false", "two-tower.early_stopping is not searched"),
+    ("two-tower.validation_users=0.5", "two-tower.validation_users is not searched"),
 ])
 def test_a_bad_tune_space_is_refused_naming_the_problem(text: str, message: str) -> None:
     from training.options import parse_tune_space
@@ -117,6 +120,25 @@ def test_the_search_refuses_the_seed_as_a_hyper_parameter() -> None:
         tune_two_tower(None, None, TrainConfig(), {"seed": [1, 2]})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="distinct"):
         tune_two_tower(None, None, TrainConfig(), {"temperature": [0.1]}, seeds=[3, 3])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="epochs is not searched"):
+        tune_two_tower(None, None, TrainConfig(), {"epochs": [5, 10]})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max epochs must be at least 1"):
+        tune_two_tower(None, None, TrainConfig(), {"temperature": [0.1]}, max_epochs=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("best_epochs", "epochs"), [([11, 9, 16], 12), ([1, 2], 2), ([3], 3), ([4, 5, 5], 5)])
+def test_the_final_model_trains_the_chosen_points_mean_best_epoch(best_epochs: list[int], epochs: int) -> None:
+    from training.tuning import chosen_epochs
+
+    assert chosen_epochs(best_epochs) == epochs  # rounded half up
+
+
+def test_no_best_epochs_choose_nothing() -> None:
+    from training.tuning import chosen_epochs
+
+    for bad in ([], [0, 3]):
+        with pytest.raises(ValueError, match="best epochs must be at least 1"):
+            chosen_epochs(bad)
 
 
 def test_recs_train_refuses_a_tune_space_it_would_not_use(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,6 +150,11 @@ def test_recs_train_refuses_a_tune_space_it_would_not_use(tmp_path: Any, capsys:
     assert "names SASRec, which --baselines does not run" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--tune-seeds", "1,2"]) == 2
     assert "--tune-seeds needs --tune" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--tune-max-epochs", "5"]) == 2
+    assert "--tune-max-epochs needs --tune" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tmp_path), "--tune", "--tune-max-epochs", "0"])
+    assert "--tune-max-epochs: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any) -> None:
@@ -140,7 +167,7 @@ def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any)
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "bundle"), "--report", str(tmp_path / "report"),
             "--no-baselines", "--quiet", "--epochs", "1", "--batch-size", "64", "--history-length", "10", "--no-jit",
             "--tune", "--tune-space", "two-tower.user_tower=pooling,gru", "--tune-space", "two-tower.history_length=10",
-            "--tune-space", "two-tower.temperature=0.2", "--tune-seeds", "3,4", "--seed", "9"]
+            "--tune-space", "two-tower.temperature=0.2", "--tune-seeds", "3,4", "--seed", "9", "--tune-max-epochs", "2"]
     assert main(argv) == 0
     training = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["training"]
     record = training["tuning"]["two-tower"]
@@ -148,7 +175,13 @@ def test_recs_train_tune_space_compares_user_towers_on_validation(tmp_path: Any)
     assert [t["params"]["user_tower"] for t in record["trials"]] == ["pooling", "gru"]
     assert training["config"]["user_tower"] == record["chosen"]["user_tower"]
     assert training["config"]["seed"] == 9  # the final model trains from --seed; the search from --tune-seeds
-    assert record["seeds"] == [3, 4] and "seed" not in record["base"]
+    assert record["seeds"] == [3, 4] and "seed" not in record["base"] and "epochs" not in record["base"]
+    chosen_trial = next(t for t in record["trials"] if t["params"] == record["chosen"])
+    assert record["max_epochs"] == 2 and all(1 <= e <= 2 for t in record["trials"] for e in t["best_epoch"])
+    # the final model trains the chosen point's mean best epoch (not --epochs 1), without early stopping
+    assert record["epochs"] == int(sum(chosen_trial["best_epoch"]) / 2 + 0.5)
+    assert training["config"]["epochs"] == record["epochs"] == training["epochs_run"]
+    assert not training["config"]["early_stopping"]
     for trial in record["trials"]:  # each point's figures are the mean of its seeds' runs
         assert list(trial["by_seed"]) == ["3", "4"] and len(trial["best_epoch"]) == 2
         for metric in ("recall@10", "ndcg@10", "recall@100"):

@@ -90,7 +90,7 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
     config = TrainConfig(epochs=1, batch_size=64, history_length=10, jit_compile=False)
     bundle, evaluation = run_training(data, tmp_path / "bundle", config, ("popularity", "EASE", "GRU4Rec"),
                                       progress=False, log=lambda m: None, tune=True, tuning_spaces=spaces,
-                                      tuning_seeds=[5])
+                                      tuning_seeds=[5], tuning_max_epochs=2)
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     record = manifest["training"]["tuning"]
     assert set(record) == {"two-tower", "EASE", "GRU4Rec"}
@@ -100,7 +100,11 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
         assert rec["validation"]["fraction"] == 1.0
         best = max(rec["trials"], key=lambda t: t["validation"]["recall@10"])
         assert rec["chosen"] == best["params"] and 0 <= best["validation"]["recall@10"] <= 1
-    assert record["two-tower"]["seeds"] == [5]
+    assert record["two-tower"]["seeds"] == [5] and record["two-tower"]["max_epochs"] == 2
+    assert manifest["training"]["config"]["epochs"] == record["two-tower"]["epochs"]  # the chosen trial's best epoch
+    chosen = next(t for t in record["two-tower"]["trials"] if t["params"] == record["two-tower"]["chosen"])
+    assert [record["two-tower"]["epochs"]] == chosen["best_epoch"]
+    assert "the final model trains `epochs`=" in tuning_markdown(record)
     assert manifest["training"]["config"]["temperature"] == record["two-tower"]["chosen"]["temperature"]
     assert manifest["training"]["config"]["validation_users"] == 0.1  # the final training validates as always
     assert evaluation.baselines["EASE"]["lambda"] == record["EASE"]["chosen"]["ease_lambda"]
@@ -126,3 +130,15 @@ def test_the_search_markdown_marks_the_choice_and_says_where_a_record_came_from(
     text = tuning_markdown(record)
     assert "## GRU4Rec\n\nSpace: `dropout` in {0.0, 0.3}.\n\nRun on its own.\n\nFixed: `hidden`=64." in text
     assert "| **0.3** | 0.2000 |" in text and "| 0.0 | 0.1000 |" in text
+
+
+def test_the_search_markdown_lists_each_seed_in_the_order_it_ran_and_the_final_epochs():
+    # tuning.json is written with sorted keys, so by_seed comes back as "123", "42", "7"
+    trial = {"params": {"temperature": 0.2}, "validation": {"recall@10": 0.16},
+             "by_seed": {"123": {"recall@10": 0.3}, "42": {"recall@10": 0.1}, "7": {"recall@10": 0.2}},
+             "best_epoch": [11, 9, 16], "seconds": 9}
+    record = {"two-tower": {"space": {"temperature": [0.2]}, "trials": [trial], "chosen": {"temperature": 0.2},
+                            "seeds": [42, 7, 123], "epochs": 12, "max_epochs": 30}}
+    text = tuning_markdown(record)
+    assert "| 11 / 9 / 16 | 9 | 0.1000 / 0.2000 / 0.3000 |" in text
+    assert "(at most 30 epochs); the final model trains `epochs`=12" in text and "(11 / 9 / 16)" in text

@@ -44,6 +44,14 @@ def bundle_dir(trained: TrainedModel, sample, tmp_path_factory) -> Path:
     return out
 
 
+def test_without_early_stopping_it_trains_every_epoch_and_still_scores_the_validation_users(trained: TrainedModel):
+    info = trained.info
+    assert not info["config"]["early_stopping"]
+    assert info["epochs_run"] == 3 and info["best_epoch"] == 3  # the last epoch is the model, whatever validation says
+    assert len(trained.history["val_recall@10"]) == 3 and all(r > 0 for r in trained.history["val_recall@10"])
+    assert info["validation"]["users"] > 0 and info["validation"]["metrics"]["recall@10"] > 0
+
+
 def test_the_loss_falls(trained: TrainedModel):
     losses = trained.history["loss"]
     assert len(losses) == 3
