@@ -66,7 +66,7 @@ def write_report(
     (out / "metrics.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     _plot_comparison(out / "comparison.png", evaluation)
     if history:
-        _plot_history(out / "training_curves.png", history)
+        _plot_history(out / "training_curves.png", history, ((training or {}).get("validation") or {}).get("users"))
     return written
 
 
@@ -146,7 +146,9 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
     plt.close(fig)
 
 
-def _plot_history(path: Path, history: dict[str, list[float]]) -> None:
+def _plot_history(path: Path, history: dict[str, list[float]], validation_users: int | None = None) -> None:
+    """The loss and, when the training had validation users, their Recall@10 per epoch (the label says how many:
+    on a small set the curve is noisy)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,9 +159,11 @@ def _plot_history(path: Path, history: dict[str, list[float]]) -> None:
     ax1.plot(epochs, history.get("loss", []), "o-", color="#2e4057", label="training loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("in-batch softmax loss")
-    ax2 = ax1.twinx()
-    ax2.plot(epochs, history.get("val_recall@10", []), "s--", color="#d1495b", label="validation recall@10")
-    ax2.set_ylabel("validation recall@10")
+    if validation_users != 0:
+        ax2 = ax1.twinx()
+        label = "validation recall@10" + (f" ({validation_users:,} users)" if validation_users else "")
+        ax2.plot(epochs, history.get("val_recall@10", []), "s--", color="#d1495b", label=label)
+        ax2.set_ylabel("validation recall@10")
     fig.legend(loc="upper center", ncols=2, fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
