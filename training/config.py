@@ -35,9 +35,9 @@ class TrainConfig:
     early_stopping: bool = False
     """Stop on the validation users' Recall@10 (``patience``) and keep the best epoch's weights. Off by default: at
     ``validation_users`` 0.1 of a small data set the signal is too noisy to stop on (61 users on the bundled sample,
-    Recall@10 +-0.04; it stopped the chosen configuration at epoch 6, while on all 610 users validation Recall@10 kept
-    rising to epochs 9 to 16), so the model trains ``epochs`` epochs and keeps the last; ``recs train --tune`` picks
-    that count on all users."""
+    Recall@10 +-0.04; it stopped the chosen configuration at epoch 6 or 8, on two machines, while on all 610 users
+    validation Recall@10 kept rising to epochs 9 to 16), so the model trains ``epochs`` epochs and keeps the last;
+    ``recs train --tune`` picks that count on all users."""
     min_item_count: int = 1
     max_tokens: int = 3000
     id_dropout: float = 0.1
