@@ -214,7 +214,8 @@ def run_training(
             ease_lambda = float(tuning["EASE"]["chosen"]["ease_lambda"])
         for name in SEQUENTIAL:
             if name in tuning:
-                sequential[name] = replace(SEQUENTIAL_DEFAULTS[name], **tuning[name]["chosen"])
+                sequential[name] = replace(SEQUENTIAL_DEFAULTS[name],
+                                           **{**tuning[name]["chosen"], "epochs": tuning[name]["epochs"]})
         log("chosen on validation: " + "; ".join(f"{k}: {v['chosen']}" for k, v in tuning.items()))
     trained = train_two_tower(data, split, config, progress=progress, log=log, stages=stage)
     with stage("evaluation"):

@@ -101,9 +101,8 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
                     else f"GRU state {c.get('gru_units')}")
             loss = "full-catalog cross-entropy" if c.get("negatives") is None else f"{c['negatives']} sampled negatives"
             lines += ["", f"{name}: hidden {c.get('hidden')}, {size}, dropout {c.get('dropout')}, max length "
-                      f"{c.get('max_len')}, {loss}, learning rate {c.get('learning_rate')}; best epoch "
-                      f"{info.get('best_epoch')} of {info.get('epochs_run')} (early stopping on validation), "
-                      f"{info.get('training_seconds')} s of training."]
+                      f"{c.get('max_len')}, {loss}, learning rate {c.get('learning_rate')}; "
+                      f"{_epochs_text({**info, 'config': c})}, {info.get('training_seconds')} s of training."]
     tuning = (training or {}).get("tuning")
     if tuning:
         lines += ["", "Hyper-parameters chosen in this run on validation users only: [tuning.md](tuning.md)."]

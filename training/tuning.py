@@ -55,6 +55,9 @@ TUNING_MAX_EPOCHS = 30
 """The most epochs a two-tower trial trains (``recs train --tune-max-epochs``); each early-stops on the search's
 validation users (``TrainConfig.patience``) and records its best epoch."""
 
+SEQUENTIAL_MAX_EPOCHS = 200
+"""The most epochs a SASRec or GRU4Rec trial trains, early-stopping on the search's validation users (a single
+``epochs`` value in its ``--tune-space`` replaces it); the final model trains the chosen trial's best epoch."""
 TRIAL_SETTINGS = ("seed", "epochs", "early_stopping", "validation_users")
 """What the search sets on each two-tower trial itself, so none is a search-space key (``--tune-space``)."""
 
@@ -185,7 +188,7 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
     if "EASE" in names:
         space = spaces["EASE"]
         gram = Gram(data.history, baseline_items or DEFAULT_MAX_ITEMS)
-        trials = []
+        trials: list[dict[str, Any]] = []
         for params in grid(space):
             started = time.perf_counter()
             model = EASE(gram=gram, lam=float(params["ease_lambda"]))
@@ -201,8 +204,10 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
         space = spaces[name]
         base = (sequential or {}).get(name, DEFAULTS[name])
         trials = []
-        for params in grid(space):
-            config = replace(base, **params)
+        max_epochs = 0
+        for params in grid(space):  # early stopping on all users' held-out items, at most the space's epochs
+            config = replace(base, **{"epochs": SEQUENTIAL_MAX_EPOCHS, **params}, early_stopping=True)
+            max_epochs = max(max_epochs, config.epochs)
             trained = train_sequential(split, catalog_ids, config, validation=val, log=lambda m: None,
                                        progress=False)
             info = trained.info
@@ -213,8 +218,12 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
                 f"{info['validation']['metrics'].get('recall@10', float('nan')):.4f} (best epoch {info['best_epoch']}, "
                 f"{info['seconds']:.0f} s)")
             del trained
-        base_dict = {k: v for k, v in base.to_dict().items() if k not in space}
+        set_per_trial = ("epochs", "early_stopping")
+        base_dict = {k: v for k, v in base.to_dict().items() if k not in space and k not in set_per_trial}
         records[name] = _record(space, trials, base_dict, val.to_dict())
+        records[name]["max_epochs"] = max_epochs
+        chosen = next(t for t in trials if t["params"] == records[name]["chosen"])
+        records[name]["epochs"] = chosen_epochs([int(chosen["best_epoch"])])
     return records
 
 

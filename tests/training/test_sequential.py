@@ -68,7 +68,8 @@ def test_sasrec_and_gru4rec_beat_popularity_on_sequences():
     for name in ("SASRec", "GRU4Rec"):
         assert ev.results[name]["recall@10"] > pop + 0.2, (name, ev.results[name], pop)
         info = ev.baselines[name]
-        assert info["config"]["model"] == name and info["epochs_run"] >= info["best_epoch"] >= 1
+        assert info["config"]["model"] == name and not info["config"]["early_stopping"]
+        assert info["epochs_run"] == info["best_epoch"] == 6  # no early stopping: every epoch, the last kept
         assert info["validation"]["metrics"]["recall@10"] > 0
         # the column's seconds include the training; training_seconds is rounded to 0.1 s, the column to 0.01 s
         assert ev.seconds[name] >= info["training_seconds"] - 0.05
@@ -109,6 +110,11 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
     assert manifest["training"]["config"]["validation_users"] == 0.1  # the final training validates as always
     assert evaluation.baselines["EASE"]["lambda"] == record["EASE"]["chosen"]["ease_lambda"]
     assert evaluation.baselines["GRU4Rec"]["config"]["max_len"] == 8
+    gru = record["GRU4Rec"]  # its trial early-stopped within the space's 2 epochs; the final model trains its best
+    assert gru["max_epochs"] == 2 and gru["epochs"] == gru["trials"][0]["best_epoch"] in (1, 2)
+    assert evaluation.baselines["GRU4Rec"]["config"]["epochs"] == gru["epochs"]
+    assert not evaluation.baselines["GRU4Rec"]["config"]["early_stopping"]
+    assert evaluation.baselines["GRU4Rec"]["epochs_run"] == gru["epochs"]
     written = write_report(tmp_path / "report", evaluation, bundle.model_version, manifest["training"]["history"],
                            manifest["training"])
     assert {p.name for p in written} >= {"tuning.json", "tuning.md", "metrics.md"}
@@ -142,3 +148,30 @@ def test_the_search_markdown_lists_each_seed_in_the_order_it_ran_and_the_final_e
     text = tuning_markdown(record)
     assert "| 11 / 9 / 16 | 9 | 0.1000 / 0.2000 / 0.3000 |" in text
     assert "(at most 30 epochs); the final model trains `epochs`=12" in text and "(11 / 9 / 16)" in text
+
+
+def test_sequential_early_stopping_needs_validation_users_and_the_defaults_train_their_chosen_epochs():
+    with pytest.raises(ValueError, match="early_stopping needs validation_users"):
+        SequentialConfig(early_stopping=True, validation_users=0.0)
+    with pytest.raises(ValueError, match="epochs and patience must be at least 1"):
+        SequentialConfig(epochs=0)
+    from training.sequential import DEFAULTS
+
+    # each model's chosen trial's best epoch in report/tuning.json, trained without early stopping
+    record = json.loads((Path(__file__).resolve().parents[2] / "report" / "tuning.json").read_text())
+    for name, config in DEFAULTS.items():
+        chosen = next(t for t in record[name]["trials"] if t["params"] == record[name]["chosen"])
+        assert config.epochs == chosen["best_epoch"] and not config.early_stopping
+
+
+def test_the_two_tower_default_epochs_are_the_chosen_configurations_mean_best_epoch_in_the_record():
+    from training.tuning import chosen_epochs
+
+    record = json.loads((Path(__file__).resolve().parents[2] / "report" / "tuning.json").read_text())
+    default = TrainConfig()
+    runs = []  # the default configuration's trials in every two-tower section (three seeds each)
+    for name, section in record.items():
+        for trial in section["trials"] if name.startswith("two-tower") else []:
+            if all(getattr(default, k) == v for k, v in trial["params"].items()) and "by_seed" in trial:
+                runs += trial["best_epoch"]
+    assert len(runs) == 6 and default.epochs == chosen_epochs(runs)
