@@ -111,6 +111,9 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
         raise argparse.ArgumentTypeError(f"two-tower.{param} is not searched: every trial early-stops on all users' "
                                          "held-out items (at most --tune-max-epochs) and the final model trains the "
                                          "chosen point's mean best epoch")
+    if model in SEQUENTIAL_DEFAULTS and param in ("early_stopping", "validation_users"):
+        raise argparse.ArgumentTypeError(f"{model}.{param} is not searched: every trial early-stops on all users' "
+                                         f"held-out items (a single {model}.epochs value caps its epochs)")
     if param not in defaults:
         raise argparse.ArgumentTypeError(f"{model} has no hyper-parameter {param!r} (choose from "
                                          f"{', '.join(sorted(defaults))})")

@@ -90,6 +90,8 @@ def test_a_tune_space_names_a_model_a_hyper_parameter_and_typed_values() -> None
     ("two-tower.epochs=5,10", "two-tower.epochs is not searched: every trial early-stops"),
     ("two-tower.early_stopping=false", "two-tower.early_stopping is not searched"),
     ("two-tower.validation_users=0.5", "two-tower.validation_users is not searched"),
+    ("SASRec.early_stopping=false", "SASRec.early_stopping is not searched"),
+    ("GRU4Rec.validation_users=0.5", "GRU4Rec.validation_users is not searched"),
 ])
 def test_a_bad_tune_space_is_refused_naming_the_problem(text: str, message: str) -> None:
     from training.options import parse_tune_space
