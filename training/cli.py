@@ -93,7 +93,7 @@ def _baseline_list(text: str) -> tuple[str, ...]:
 def _evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", type=_baseline_list, default=None, metavar="LIST",
                         help="comma-separated baselines to run, from popularity,item-kNN,EASE,SASRec,GRU4Rec, or 'all' "
-                        "(default: popularity,item-kNN,EASE; SASRec and GRU4Rec train for about a quarter of an hour "
+                        "(default: popularity,item-kNN,EASE; SASRec and GRU4Rec train for about 6 minutes "
                         "each on the bundled sample)")
     parser.add_argument("--baseline-users", type=int, default=25_000,
                         help="above this many test users the baselines are scored on a seeded sample of this "

@@ -271,7 +271,8 @@ def tuning_markdown(record: Mapping[str, Any]) -> str:
             best: Mapping[str, Any] = next((t for t in rec["trials"] if t["params"] == rec["chosen"]), {})
             epochs = best.get("best_epoch", [])
             epochs = epochs if isinstance(epochs, list) else [epochs]
+            which = "the chosen trial's best epoch" if len(epochs) == 1 else "the mean of the chosen runs' best epochs"
             lines += ["", f"Epochs: each trial early-stopped on the validation users (at most {rec.get('max_epochs')} "
-                      f"epochs); the final model trains `epochs`={rec['epochs']}, the mean of the chosen point's best "
-                      f"epochs ({' / '.join(str(e) for e in epochs)}), without early stopping."]
+                      f"epochs); the final model trains `epochs`={rec['epochs']}, {which} "
+                      f"({' / '.join(str(e) for e in epochs)}), without early stopping."]
     return "\n".join(lines) + "\n"
