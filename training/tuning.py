@@ -93,9 +93,15 @@ def _select(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _record(space: Mapping[str, Sequence[Any]], trials: list[dict[str, Any]], base: dict[str, Any],
             validation: dict[str, Any]) -> dict[str, Any]:
+    """The search's record; for trained models (trials with a ``best_epoch``, one or one per seed) also ``epochs``,
+    the count the final model trains (``chosen_epochs`` of the chosen trial)."""
     best = _select(trials)
-    return {"space": {k: list(v) for k, v in space.items()}, "base": base, "validation": validation,
-            "selection": SELECTION_METRIC, "trials": trials, "chosen": best["params"]}
+    record = {"space": {k: list(v) for k, v in space.items()}, "base": base, "validation": validation,
+              "selection": SELECTION_METRIC, "trials": trials, "chosen": best["params"]}
+    if "best_epoch" in best:
+        epochs = best["best_epoch"]
+        record["epochs"] = chosen_epochs(epochs if isinstance(epochs, list) else [epochs])
+    return record
 
 
 def _mean_figures(by_seed: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -117,7 +123,7 @@ def chosen_epochs(best_epochs: Sequence[int]) -> int:
     users (``TrainConfig.early_stopping``)."""
     if not best_epochs or min(best_epochs) < 1:
         raise ValueError(f"best epochs must be at least 1, got {list(best_epochs)}")
-    return max(1, int(np.floor(float(np.mean(best_epochs)) + 0.5)))
+    return int(np.floor(float(np.mean(best_epochs)) + 0.5))
 
 
 def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mapping[str, Sequence[Any]] | None = None,
@@ -132,8 +138,8 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
     space = SPACES["two-tower"] if space is None else space
     if "seed" in space:
         raise ValueError("the seed is not a hyper-parameter: the search averages over seeds (tuning seeds)")
-    for fixed in TRIAL_SETTINGS[1:]:
-        if fixed in space:
+    for fixed in TRIAL_SETTINGS:
+        if fixed != "seed" and fixed in space:
             raise ValueError(f"{fixed} is not searched: every trial early-stops on all users' held-out items (at most "
                              "the tuning max epochs) and the final model trains the chosen point's mean best epoch")
     if max_epochs < 1:
@@ -164,9 +170,7 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
     record = _record(space, trials, base_dict, validation)
     record["seeds"] = seeds
     record["max_epochs"] = max_epochs
-    best = next(t for t in trials if t["params"] == record["chosen"])
-    record["epochs"] = chosen_epochs(best["best_epoch"])
-    log(f"the final model trains {record['epochs']} epochs (the chosen point's best epochs: {best['best_epoch']})")
+    log(f"the final model trains {record['epochs']} epochs (the chosen point's mean best epoch)")
     return record
 
 
@@ -222,8 +226,6 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
         base_dict = {k: v for k, v in base.to_dict().items() if k not in space and k not in set_per_trial}
         records[name] = _record(space, trials, base_dict, val.to_dict())
         records[name]["max_epochs"] = max_epochs
-        chosen = next(t for t in trials if t["params"] == records[name]["chosen"])
-        records[name]["epochs"] = chosen_epochs([int(chosen["best_epoch"])])
     return records
 
 
