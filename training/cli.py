@@ -101,10 +101,16 @@ def _evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-items", type=int, default=20_000,
                         help="item-kNN and EASE use this many most-rated movies (dense n x n matrices: "
                         "4 n^2 bytes each)")
+    parser.add_argument("--eval-seeds", type=parse_seeds, default=None, metavar="S1,S2,...",
+                        help="also train every model that trains (the two-tower configuration, SASRec, GRU4Rec) "
+                        "once per seed and report each one's mean and standard deviation over them beside its "
+                        "single run (popularity, item-kNN and EASE are deterministic). The table's rows and the "
+                        "bundle stay the single runs; each seed costs one more training of each model")
 
 
 def _baseline_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"baseline_users": args.baseline_users or None, "baseline_items": args.baseline_items}
+    return {"baseline_users": args.baseline_users or None, "baseline_items": args.baseline_items,
+            "eval_seeds": args.eval_seeds or ()}
 
 
 def _baselines(args: argparse.Namespace) -> tuple[str, ...]:

@@ -143,7 +143,8 @@ def positive_integer(text: str) -> int:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``S1,S2,...`` (``recs train --tune-seeds``) -> distinct integer seeds, at least one."""
+    """``S1,S2,...`` (``recs train --tune-seeds``, ``recs train|evaluate --eval-seeds``) -> distinct integer seeds,
+    at least one."""
     from training.tuning import check_seeds
 
     try:

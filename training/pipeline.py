@@ -53,10 +53,45 @@ class Evaluation:
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per baseline with hyper-parameters: what ran (EASE's lambda; SASRec's and GRU4Rec's configuration, epochs,
     training seconds and validation figures)."""
+    seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """With ``eval_seeds``, per model that trains (the two-tower, SASRec, GRU4Rec): its runs one per seed
+    (:func:`over_seeds`); its row in ``results`` stays the run at its own seed. Popularity, item-kNN and EASE are
+    deterministic: one run is every seed's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "metrics": self.results, "seconds": self.seconds, "ci95": self.ci95,
-                "users": self.users, "sample": self.sample, "baselines": self.baselines}
+                "users": self.users, "sample": self.sample, "baselines": self.baselines, "seeds": self.seeds}
+
+    def seed_means(self) -> dict[str, dict[str, float]]:
+        """Every model's metrics over the seeds: the mean of its runs when it trained once per seed, else its one
+        run (deterministic models, or no ``eval_seeds``)."""
+        return {name: dict(self.seeds[name]["mean"]) if name in self.seeds else dict(row)
+                for name, row in self.results.items()}
+
+
+def over_seeds(runs: dict[int, dict[str, float]]) -> dict[str, Any]:
+    """One model's runs by seed -> ``{"seeds", "by_seed", "mean", "sd"}`` (sample standard deviation over the
+    seeds, 0 for a single seed; seeds as strings in ``by_seed``, in the order they ran)."""
+    seeds = list(runs)
+    values = {m: np.array([runs[s][m] for s in seeds], dtype=np.float64) for m in runs[seeds[0]]}
+    return {"seeds": seeds, "by_seed": {str(s): dict(runs[s]) for s in seeds},
+            "mean": {m: float(v.mean()) for m, v in values.items()},
+            "sd": {m: float(v.std(ddof=1)) if v.shape[0] > 1 else 0.0 for m, v in values.items()}}
+
+
+def margins(means: dict[str, dict[str, float]], model: str = MODEL_NAME) -> dict[str, dict[str, Any]]:
+    """Per metric, ``model`` against the best of the other models (popularity aside: the floor, not a peer):
+    ``{"peer", "peer_value", "value", "relative"}``, relative = value / peer_value - 1."""
+    out: dict[str, dict[str, Any]] = {}
+    peers = {n: row for n, row in means.items() if n not in (model, "popularity")}
+    if model not in means or not peers:
+        return out
+    for metric in METRICS:
+        peer = max(peers, key=lambda n: peers[n][metric])
+        best, value = peers[peer][metric], means[model][metric]
+        out[metric] = {"peer": peer, "peer_value": best, "value": value,
+                       "relative": value / best - 1 if best > 0 else float("inf")}
+    return out
 
 
 def evaluate_all(
@@ -72,6 +107,9 @@ def evaluate_all(
     seed: int = 0,
     progress: bool | None = None,
     sequential: dict[str, SequentialConfig] | None = None,
+    eval_seeds: Sequence[int] = (),
+    retrain: Callable[[int], tuple[UserTower, np.ndarray]] | None = None,
+    served_seed: int | None = None,
 ) -> Evaluation:
     """The served path on every test user; the baselines on every test user too, or, above
     ``baseline_users`` of them, on a sample drawn with ``seed`` (the served path is also reported on it).
@@ -79,14 +117,27 @@ def evaluate_all(
     Hyper-parameters default to the ones chosen on validation users (``training.tuning``): EASE's
     ``ease_lambda``, SASRec's and GRU4Rec's configurations (``sequential``, by name). SASRec and GRU4Rec
     train here, on the history minus the validation hold-out (``training.sequential``); their
-    ``seconds`` include the training."""
-    from training.tuning import EASE_LAMBDA
+    ``seconds`` include the training.
+
+    With ``eval_seeds``, every model that trains also trains once per seed (the served model through
+    ``retrain(seed)``, which returns its user tower and catalog vectors; its own run, at ``served_seed``, is
+    reused) and is scored on the same users; ``Evaluation.seeds`` holds the runs. The table's rows and seconds
+    stay each model's run at its own seed."""
+    from training.tuning import EASE_LAMBDA, check_seeds
 
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
     lam = EASE_LAMBDA if ease_lambda is None else ease_lambda
     configs = {**SEQUENTIAL_DEFAULTS, **(sequential or {})}
+    if eval_seeds:
+        check_seeds(list(eval_seeds))
+        if served is None and not set(baselines) & set(SEQUENTIAL):
+            raise ValueError("eval_seeds: no model in this run trains (popularity, item-kNN and EASE are "
+                             "deterministic); add a bundle or SASRec/GRU4Rec")
+        if served is not None and retrain is None:
+            raise ValueError("eval_seeds needs retrain(seed) for the served model")
+    seed_runs: dict[str, dict[str, Any]] = {}
     info: dict[str, dict[str, Any]] = {}
     data = EvalSet.build(split, catalog_ids)
     results: dict[str, dict[str, float]] = {}
@@ -100,6 +151,20 @@ def evaluate_all(
         rng = np.random.default_rng(seed)
         sample_rows = np.sort(rng.choice(everyone, size=baseline_users, replace=False))
         sample = {"users": int(baseline_users), "of": int(everyone.shape[0]), "seed": seed}
+
+    def over(name: str, own: int | None, users: np.ndarray,
+             scorer: Callable[[int], Callable[[np.ndarray], np.ndarray]]) -> None:
+        """``name`` once per seed of ``eval_seeds`` (its own run reused at ``own``) -> ``seed_runs[name]``."""
+        runs: dict[int, dict[str, float]] = {}
+        for s in eval_seeds:
+            if s == own:
+                runs[s] = results[name]
+                continue
+            score = scorer(s)
+            runs[s] = summarize(per_user_metrics(score, data, users, progress=progress,
+                                                 label=f"evaluating {name}, seed {s}"))[0]
+            log(f"evaluated {name} trained with seed {s}: recall@10 {runs[s]['recall@10']:.4f}")
+        seed_runs[name] = over_seeds(runs)
 
     def run(name: str, score: Callable[[np.ndarray], np.ndarray], users: np.ndarray) -> dict[str, np.ndarray]:
         started = time.perf_counter()
@@ -116,6 +181,8 @@ def evaluate_all(
         if sample is not None:
             means, half = summarize(per_user, np.searchsorted(everyone, sample_rows))
             sample["served"] = {"metrics": means, "ci95": half}
+        if eval_seeds and retrain is not None:
+            over(MODEL_NAME, served_seed, everyone, lambda s: served_scorer(*retrain(s), split))
     gram: Gram | None = None
     bars = progress if progress is not None else sys.stderr.isatty()
     for name in baselines:
@@ -130,6 +197,12 @@ def evaluate_all(
             seconds[name] = round(seconds[name] + fit, 2)
             info[name]["training_seconds"] = round(fit, 1)
             del trained
+            if eval_seeds:
+                def fit_seed(seed: int, config: SequentialConfig = configs[name]) -> Callable[[np.ndarray], np.ndarray]:
+                    return train_sequential(split, data.catalog_ids, replace(config, seed=seed), log=log,
+                                            progress=progress).score_users
+
+                over(name, configs[name].seed, sample_rows, fit_seed)
             continue
         if name == "popularity":
             model: Popularity | ItemKNN | EASE = Popularity(data.history)
@@ -149,15 +222,33 @@ def evaluate_all(
         run(name, lambda rows, m=model: m.score(data.history[rows]), sample_rows)  # type: ignore[misc]
         seconds[name] = round(seconds[name] + fit, 2)
         del model
-    return Evaluation(dataset, results, seconds, ci95, counts, sample, info)
+    return Evaluation(dataset, results, seconds, ci95, counts, sample, info, seed_runs)
 
 
 def format_table(evaluation: Evaluation) -> str:
+    """The table ``recs train`` and ``recs evaluate`` print: each model's run, then (with ``eval_seeds``) the seed
+    means and standard deviations, then the served model's margin over its best peer per metric."""
     header = f"{'model':<22}" + "".join(f"{m:>12}" for m in METRICS) + f"{'seconds':>10}"
     lines = [header, "-" * len(header)]
     for name, row in evaluation.results.items():
         lines.append(f"{name:<22}" + "".join(f"{row[m]:>12.4f}" for m in METRICS)
                      + f"{evaluation.seconds.get(name, 0.0):>10.1f}")
+    if evaluation.seeds:
+        seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
+        header = f"{'model':<22}" + "".join(f"{m:>17}" for m in METRICS)
+        lines += ["", f"over seeds {seeds}: mean +/- standard deviation (deterministic models: their one run)",
+                  header, "-" * len(header)]
+        for name, row in evaluation.results.items():
+            runs = evaluation.seeds.get(name)
+            cells = (f"{runs['mean'][m]:.4f} +/- {runs['sd'][m]:.4f}" if runs else f"{row[m]:.4f}" for m in METRICS)
+            lines.append(f"{name:<22}" + "".join(f"{c:>17}" for c in cells))
+    for label, table in (("", evaluation.results), (" (seed means)", evaluation.seed_means())):
+        if label and not evaluation.seeds:
+            continue
+        lead = margins(table)
+        if lead:
+            lines += ["", f"{MODEL_NAME} against the best peer{label}: " + "; ".join(
+                f"{m} {v['relative']:+.1%} ({v['peer']})" for m, v in lead.items())]
     return "\n".join(lines)
 
 
@@ -175,6 +266,7 @@ def run_training(
     tuning_spaces: dict[str, dict[str, list[Any]]] | None = None,
     tuning_seeds: Sequence[int] | None = None,
     tuning_max_epochs: int | None = None,
+    eval_seeds: Sequence[int] = (),
 ) -> tuple[Bundle, Evaluation]:
     """Load, split, train, evaluate the served path and the baselines, and write the bundle.
 
@@ -184,7 +276,9 @@ def run_training(
     (``training.tuning``; ``tuning_spaces`` replaces some of its spaces, ``tuning_seeds`` the seeds each two-tower
     trial is averaged over, ``tuning_max_epochs`` the most epochs a trial early-stops within), the chosen ones train
     (from ``config.seed``; the two-tower for the chosen point's mean best epoch) and are evaluated, and the search is
-    recorded in the manifest (``training.tuning``).
+    recorded in the manifest (``training.tuning``). With ``eval_seeds``, the two-tower configuration and the
+    sequential baselines also train once per seed for the evaluation's seed means (:func:`evaluate_all`); only the
+    ``config.seed`` model is exported (the ``evaluation`` stage includes those trainings).
     """
     from training.train import export_bundle, train_two_tower
 
@@ -218,11 +312,13 @@ def run_training(
                                            **{**tuning[name]["chosen"], "epochs": tuning[name]["epochs"]})
         log("chosen on validation: " + "; ".join(f"{k}: {v['chosen']}" for k, v in tuning.items()))
     trained = train_two_tower(data, split, config, progress=progress, log=log, stages=stage)
+    catalog_ids = [m.movie_id for m in trained.catalog]
     with stage("evaluation"):
         evaluation = evaluate_all(
-            split, [m.movie_id for m in trained.catalog], summary, (trained.user_tower, trained.vectors),
+            split, catalog_ids, summary, (trained.user_tower, trained.vectors),
             baselines, ease_lambda=ease_lambda, log=log, baseline_users=baseline_users, baseline_items=baseline_items,
-            seed=config.seed, progress=progress, sequential=sequential,
+            seed=config.seed, progress=progress, sequential=sequential, eval_seeds=eval_seeds,
+            retrain=retrainer(data, split, config, catalog_ids, progress, log), served_seed=config.seed,
         )
     with stage("export"):
         trained.info.update(stage.to_dict())
@@ -240,16 +336,64 @@ def run_evaluation(
     log: Callable[[str], None] = print,
     baseline_users: int | None = DEFAULT_BASELINE_USERS,
     baseline_items: int = DEFAULT_MAX_ITEMS,
+    eval_seeds: Sequence[int] = (),
+    progress: bool | None = None,
 ) -> tuple[Dataset, Split, Evaluation, Bundle | None]:
+    """Evaluate a bundle (``None``: baselines only) and the baselines on ``data_dir``'s split. With ``eval_seeds``,
+    the bundle's recorded training configuration retrains once per seed (its own seed's run is the bundle) and the
+    sequential baselines train once per seed (:func:`evaluate_all`)."""
     data = load_movielens(data_dir)
     split = chronological_split(data.ratings)
     bundle = open_bundle(bundle_dir) if bundle_dir else None
+    retrain = None
+    served_seed = None
     if bundle is not None:
         catalog_ids = [m.movie_id for m in bundle.catalog]
         served: tuple[UserTower, np.ndarray] | None = (bundle.user_tower, bundle.movie_vectors)
+        if eval_seeds:
+            config = bundle_config(bundle)
+            retrain, served_seed = retrainer(data, split, config, catalog_ids, progress, log), config.seed
     else:
         catalog_ids = [m.movie_id for m in data.movies]
         served = None
     evaluation = evaluate_all(split, catalog_ids, data.summary(), served, baselines, log=log,
-                              baseline_users=baseline_users, baseline_items=baseline_items)
+                              baseline_users=baseline_users, baseline_items=baseline_items, progress=progress,
+                              eval_seeds=eval_seeds, retrain=retrain, served_seed=served_seed)
     return data, split, evaluation, bundle
+
+
+def bundle_config(bundle: Bundle) -> TrainConfig:
+    """The training configuration a bundle's manifest records (``training.config``); ``BundleError`` if it records
+    none or one this version cannot build (a setting it does not know)."""
+    from dataclasses import fields
+
+    from core.errors import BundleError
+
+    recorded = (bundle.manifest.raw.get("training") or {}).get("config")
+    if not isinstance(recorded, dict):
+        raise BundleError("the bundle's manifest records no training configuration (training.config) to retrain")
+    unknown = sorted(set(recorded) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise BundleError(f"the bundle's training configuration has settings this version does not know: "
+                          f"{', '.join(unknown)}")
+    try:
+        return TrainConfig(**recorded)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"the bundle's training configuration is not valid here: {exc}") from exc
+
+
+def retrainer(
+    data: Dataset, split: Split, config: TrainConfig, catalog_ids: Sequence[int], progress: bool | None,
+    log: Callable[[str], None],
+) -> Callable[[int], tuple[UserTower, np.ndarray]]:
+    """``retrain(seed)``: ``config`` trained again from ``seed`` on ``split`` -> its numpy user tower and catalog
+    vectors, in ``catalog_ids``' order (the evaluation's columns)."""
+    from training.train import train_two_tower
+
+    def retrain(seed: int) -> tuple[UserTower, np.ndarray]:
+        other = train_two_tower(data, split, replace(config, seed=seed), progress=progress, log=log)
+        if [m.movie_id for m in other.catalog] != list(catalog_ids):
+            raise ValueError("the retrained model's catalog differs from the evaluated one (another data set?)")
+        return other.user_tower, other.vectors
+
+    return retrain

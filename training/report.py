@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from training.evaluation import METRICS
-from training.pipeline import Evaluation
+from training.pipeline import MODEL_NAME, Evaluation, margins
 
 
 def write_report(
@@ -52,6 +52,7 @@ def write_report(
     if evaluation.ci95:
         half = ", ".join(f"{name} {ci.get('recall@10', 0):.4f}" for name, ci in evaluation.ci95.items())
         md += ["", f"95% confidence half-widths of Recall@10 over the users scored: {half}."]
+    md += _seed_lines(evaluation)
     md += _settings_lines(evaluation, training, out)
     if evaluation.sample:
         s = evaluation.sample
@@ -68,6 +69,31 @@ def write_report(
     if history:
         _plot_history(out / "training_curves.png", history, ((training or {}).get("validation") or {}).get("users"))
     return written
+
+
+def _seed_lines(evaluation: Evaluation) -> list[str]:
+    """With ``eval_seeds``: the seed means and standard deviations of every model that trains, beside the
+    deterministic ones; then the served model's margin over its best peer per metric, on the single runs and on the
+    seed means."""
+    lines: list[str] = []
+    if evaluation.seeds:
+        seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
+        lines += ["", f"Over training seeds {seeds} (each model that trains, trained once per seed and scored on the "
+                  "same users; popularity, item-kNN and EASE are deterministic): mean (standard deviation).", "",
+                  "| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+        for name, row in evaluation.results.items():
+            runs = evaluation.seeds.get(name)
+            cells = " | ".join(f"{runs['mean'][m]:.4f} ({runs['sd'][m]:.4f})" if runs else f"{row[m]:.4f}"
+                               for m in METRICS)
+            lines.append(f"| {name}{'' if runs else ' (deterministic)'} | {cells} |")
+    for label, table in (("this run", evaluation.results), ("the seed means", evaluation.seed_means())):
+        if label == "the seed means" and not evaluation.seeds:
+            continue
+        lead = margins(table)
+        if lead:
+            lines += ["", f"{MODEL_NAME} against the best other model per metric (popularity aside), on {label}: "
+                      + "; ".join(f"{m} {v['relative']:+.1%} over {v['peer']}" for m, v in lead.items()) + "."]
+    return lines
 
 
 def _epochs_text(training: dict[str, Any]) -> str:
@@ -130,17 +156,24 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
     import matplotlib.pyplot as plt
 
     names = list(evaluation.results)
+    means = evaluation.seed_means()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.6), constrained_layout=True)
     for ax, metric in zip(axes, METRICS, strict=True):
-        values = [evaluation.results[n][metric] for n in names]
+        values = [means[n][metric] for n in names]
+        spread = [evaluation.seeds[n]["sd"][metric] if n in evaluation.seeds else 0.0 for n in names]
         colors = ["#d1495b" if "two-tower" in n else "#edae49" if n in ("SASRec", "GRU4Rec") else "#8d99ae"
                   for n in names]
-        bars = ax.bar(range(len(names)), values, color=colors)
+        bars = ax.bar(range(len(names)), values, color=colors, yerr=spread if evaluation.seeds else None,
+                      capsize=3)
         ax.set_xticks(range(len(names)), [n.replace(" (served)", "\n(served)") for n in names], fontsize=7,
                       rotation=45 if len(names) > 4 else 0)
         ax.set_title(metric)
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
-    fig.suptitle(f"{evaluation.dataset.get('name')}: two-tower (served path) against the baselines")
+    title = f"{evaluation.dataset.get('name')}: two-tower (served path) against the baselines"
+    if evaluation.seeds:
+        seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
+        title += f"\nmeans over seeds {seeds} (bars: +/- one standard deviation) for the models that train"
+    fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

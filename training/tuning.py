@@ -110,10 +110,11 @@ def _mean_figures(by_seed: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 def check_seeds(seeds: Sequence[int]) -> list[int]:
-    """The tuning seeds as a list of integers; ``ValueError`` unless there is at least one and they are distinct."""
+    """Seeds (of the search, or of ``recs train|evaluate --eval-seeds``) as a list of integers; ``ValueError`` unless
+    there is at least one and they are distinct."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"tuning seeds must be distinct and at least one, got {seeds}")
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     return seeds
 
 
