@@ -11,11 +11,11 @@ import pytest
 
 from core.bundle import open_bundle
 from core.errors import BundleError
+from tests.training.test_sequential import N_ITEMS, chain_ratings, tiny
 from training.evaluation import METRICS
 from training.pipeline import MODEL_NAME, Evaluation, bundle_config, evaluate_all, format_table, margins, over_seeds
 from training.report import write_report
 from training.split import chronological_split
-from tests.training.test_sequential import N_ITEMS, chain_ratings, tiny
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,8 @@ def test_sequential_baselines_train_once_per_seed_and_the_deterministic_ones_onc
     write_report(tmp_path, ev)
     md = (tmp_path / "metrics.md").read_text()
     assert "Over training seeds 5, 42" in md and "| EASE (deterministic) |" in md
-    assert json.loads((tmp_path / "metrics.json").read_text())["seeds"]["SASRec"]["by_seed"]["5"] == runs["by_seed"]["5"]
+    written = json.loads((tmp_path / "metrics.json").read_text())["seeds"]["SASRec"]
+    assert written["by_seed"]["5"] == runs["by_seed"]["5"]
 
 
 def test_seeds_without_a_model_that_trains_are_refused() -> None:
@@ -92,7 +93,8 @@ def test_recs_train_and_evaluate_retrain_the_served_configuration_per_seed(
     assert runs["by_seed"]["9"] == report["metrics"][MODEL_NAME]  # the bundle is the --seed run
     assert runs["by_seed"]["4"] != runs["by_seed"]["9"]
     assert json.loads((bundle / "manifest.json").read_text())["training"]["config"]["seed"] == 9
-    assert "two-tower (served) against the best other model per metric" in (tmp_path / "report" / "metrics.md").read_text()
+    md = (tmp_path / "report" / "metrics.md").read_text()
+    assert "two-tower (served) against the best other model per metric" in md
 
     # recs evaluate retrains the bundle's recorded configuration: the same runs (deterministic ops without XLA)
     assert main(["evaluate", "--data", str(data), "--bundle", str(bundle), "--no-baselines", "--eval-seeds", "4,9",
