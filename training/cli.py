@@ -1,4 +1,5 @@
-"""``recs train`` and ``recs evaluate``. TensorFlow is imported only when ``train`` runs."""
+"""``recs train`` and ``recs evaluate``. TensorFlow is imported only when a model trains (``train``; ``evaluate`` with
+SASRec, GRU4Rec or ``--eval-seeds``)."""
 
 from __future__ import annotations
 
@@ -103,9 +104,10 @@ def _evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                         "4 n^2 bytes each)")
     parser.add_argument("--eval-seeds", type=parse_seeds, default=None, metavar="S1,S2,...",
                         help="also train every model that trains (the two-tower configuration, SASRec, GRU4Rec) "
-                        "once per seed and report each one's mean and standard deviation over them beside its "
-                        "single run (popularity, item-kNN and EASE are deterministic). The table's rows and the "
-                        "bundle stay the single runs; each seed costs one more training of each model")
+                        "once per seed and report each one's mean and standard deviation over them, and the served "
+                        "model's margin over its best peer on the means (popularity, item-kNN and EASE are "
+                        "deterministic). The table's rows and the bundle stay the single runs; a seed equal to a "
+                        "model's own seed reuses its run, every other seed costs one more training of each model")
 
 
 def _baseline_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,6 +170,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.report import write_report
 
     bundle_dir = None if str(args.bundle).lower() == "none" else args.bundle
+    if args.eval_seeds and bundle_dir is None and not {"SASRec", "GRU4Rec"} & set(_baselines(args)):
+        raise CommandError("--eval-seeds: no model in this run trains (popularity, item-kNN and EASE are "
+                           "deterministic); evaluate a bundle or add SASRec or GRU4Rec to --baselines")
     try:
         _, _, evaluation, bundle = run_evaluation(
             args.data, bundle_dir, _baselines(args),

@@ -153,7 +153,7 @@ def parse_seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds (e.g. 42,7,123), "
                                          f"got {text!r}") from None
     try:
-        return check_seeds(seeds)
+        return check_seeds(seeds, "seeds")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

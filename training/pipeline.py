@@ -55,8 +55,9 @@ class Evaluation:
     training seconds and validation figures)."""
     seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
     """With ``eval_seeds``, per model that trains (the two-tower, SASRec, GRU4Rec): its runs one per seed
-    (:func:`over_seeds`); its row in ``results`` stays the run at its own seed. Popularity, item-kNN and EASE are
-    deterministic: one run is every seed's."""
+    (:func:`over_seeds`; the served model's also on the baselines' ``sample``, as ``"sample"``); its row in
+    ``results`` stays the run at its own seed. Popularity, item-kNN and EASE are deterministic: one run is every
+    seed's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "metrics": self.results, "seconds": self.seconds, "ci95": self.ci95,
@@ -68,10 +69,21 @@ class Evaluation:
         return {name: dict(self.seeds[name]["mean"]) if name in self.seeds else dict(row)
                 for name, row in self.results.items()}
 
+    def like_for_like(self, seed_means: bool = False) -> dict[str, dict[str, float]]:
+        """Every model's figures (``seed_means``: over the seeds) on the users the baselines were scored on: when
+        they ran on a ``sample``, the served model's figures on that sample; what :func:`margins` compares."""
+        table = self.seed_means() if seed_means else {name: dict(row) for name, row in self.results.items()}
+        served = (self.sample or {}).get("served")
+        if served and MODEL_NAME in table:
+            runs = self.seeds.get(MODEL_NAME)
+            table[MODEL_NAME] = dict(runs["sample"]["mean"] if seed_means and runs else served["metrics"])
+        return table
+
 
 def over_seeds(runs: dict[int, dict[str, float]]) -> dict[str, Any]:
     """One model's runs by seed -> ``{"seeds", "by_seed", "mean", "sd"}`` (sample standard deviation over the
-    seeds, 0 for a single seed; seeds as strings in ``by_seed``, in the order they ran)."""
+    seeds, 0 for a single seed; seeds as strings in ``by_seed``). ``seeds`` keeps the order: a JSON file written with
+    sorted keys reorders ``by_seed``."""
     seeds = list(runs)
     values = {m: np.array([runs[s][m] for s in seeds], dtype=np.float64) for m in runs[seeds[0]]}
     return {"seeds": seeds, "by_seed": {str(s): dict(runs[s]) for s in seeds},
@@ -81,7 +93,8 @@ def over_seeds(runs: dict[int, dict[str, float]]) -> dict[str, Any]:
 
 def margins(means: dict[str, dict[str, float]], model: str = MODEL_NAME) -> dict[str, dict[str, Any]]:
     """Per metric, ``model`` against the best of the other models (popularity aside: the floor, not a peer):
-    ``{"peer", "peer_value", "value", "relative"}``, relative = value / peer_value - 1."""
+    ``{"peer", "peer_value", "value", "relative"}``, relative = value / peer_value - 1 (a metric whose best peer
+    scores 0 is left out). Pass figures on the same users (:meth:`Evaluation.like_for_like`)."""
     out: dict[str, dict[str, Any]] = {}
     peers = {n: row for n, row in means.items() if n not in (model, "popularity")}
     if model not in means or not peers:
@@ -89,8 +102,8 @@ def margins(means: dict[str, dict[str, float]], model: str = MODEL_NAME) -> dict
     for metric in METRICS:
         peer = max(peers, key=lambda n: peers[n][metric])
         best, value = peers[peer][metric], means[model][metric]
-        out[metric] = {"peer": peer, "peer_value": best, "value": value,
-                       "relative": value / best - 1 if best > 0 else float("inf")}
+        if best > 0:
+            out[metric] = {"peer": peer, "peer_value": best, "value": value, "relative": value / best - 1}
     return out
 
 
@@ -131,10 +144,10 @@ def evaluate_all(
     lam = EASE_LAMBDA if ease_lambda is None else ease_lambda
     configs = {**SEQUENTIAL_DEFAULTS, **(sequential or {})}
     if eval_seeds:
-        check_seeds(list(eval_seeds))
+        eval_seeds = check_seeds(eval_seeds, "--eval-seeds")
         if served is None and not set(baselines) & set(SEQUENTIAL):
-            raise ValueError("eval_seeds: no model in this run trains (popularity, item-kNN and EASE are "
-                             "deterministic); add a bundle or SASRec/GRU4Rec")
+            raise ValueError("--eval-seeds: no model in this run trains (popularity, item-kNN and EASE are "
+                             "deterministic); evaluate a bundle or add SASRec or GRU4Rec to --baselines")
         if served is not None and retrain is None:
             raise ValueError("eval_seeds needs retrain(seed) for the served model")
     seed_runs: dict[str, dict[str, Any]] = {}
@@ -153,18 +166,27 @@ def evaluate_all(
         sample = {"users": int(baseline_users), "of": int(everyone.shape[0]), "seed": seed}
 
     def over(name: str, own: int | None, users: np.ndarray,
-             scorer: Callable[[int], Callable[[np.ndarray], np.ndarray]]) -> None:
-        """``name`` once per seed of ``eval_seeds`` (its own run reused at ``own``) -> ``seed_runs[name]``."""
+             scorer: Callable[[int], Callable[[np.ndarray], np.ndarray]],
+             on_sample: dict[str, float] | None = None) -> None:
+        """``name`` once per seed of ``eval_seeds`` (its own run reused at ``own``) -> ``seed_runs[name]``; with
+        ``on_sample`` (its own run's figures on the baselines' sample; ``users`` is everyone), also on the sample."""
         runs: dict[int, dict[str, float]] = {}
+        sampled: dict[int, dict[str, float]] = {}
         for s in eval_seeds:
             if s == own:
                 runs[s] = results[name]
+                if on_sample is not None:
+                    sampled[s] = on_sample
                 continue
-            score = scorer(s)
-            runs[s] = summarize(per_user_metrics(score, data, users, progress=progress,
-                                                 label=f"evaluating {name}, seed {s}"))[0]
+            per_user = per_user_metrics(scorer(s), data, users, progress=progress,
+                                        label=f"evaluating {name}, seed {s}")  # the model is freed here
+            runs[s] = summarize(per_user)[0]
+            if on_sample is not None:
+                sampled[s] = summarize(per_user, np.searchsorted(users, sample_rows))[0]
             log(f"evaluated {name} trained with seed {s}: recall@10 {runs[s]['recall@10']:.4f}")
         seed_runs[name] = over_seeds(runs)
+        if on_sample is not None:
+            seed_runs[name]["sample"] = over_seeds(sampled)
 
     def run(name: str, score: Callable[[np.ndarray], np.ndarray], users: np.ndarray) -> dict[str, np.ndarray]:
         started = time.perf_counter()
@@ -182,7 +204,8 @@ def evaluate_all(
             means, half = summarize(per_user, np.searchsorted(everyone, sample_rows))
             sample["served"] = {"metrics": means, "ci95": half}
         if eval_seeds and retrain is not None:
-            over(MODEL_NAME, served_seed, everyone, lambda s: served_scorer(*retrain(s), split))
+            over(MODEL_NAME, served_seed, everyone, lambda s: served_scorer(*retrain(s), split),
+                 sample["served"]["metrics"] if sample is not None else None)
     gram: Gram | None = None
     bars = progress if progress is not None else sys.stderr.isatty()
     for name in baselines:
@@ -242,12 +265,13 @@ def format_table(evaluation: Evaluation) -> str:
             runs = evaluation.seeds.get(name)
             cells = (f"{runs['mean'][m]:.4f} +/- {runs['sd'][m]:.4f}" if runs else f"{row[m]:.4f}" for m in METRICS)
             lines.append(f"{name:<22}" + "".join(f"{c:>17}" for c in cells))
-    for label, table in (("", evaluation.results), (" (seed means)", evaluation.seed_means())):
-        if label and not evaluation.seeds:
+    for label, means in (("", False), (" (seed means)", True)):
+        if means and not evaluation.seeds:
             continue
-        lead = margins(table)
+        lead = margins(evaluation.like_for_like(means))
         if lead:
-            lines += ["", f"{MODEL_NAME} against the best peer{label}: " + "; ".join(
+            sampled = " on the baselines' sample of users" if (evaluation.sample or {}).get("served") else ""
+            lines += ["", f"{MODEL_NAME} against the best peer{label}{sampled}: " + "; ".join(
                 f"{m} {v['relative']:+.1%} ({v['peer']})" for m, v in lead.items())]
     return "\n".join(lines)
 
@@ -312,6 +336,7 @@ def run_training(
                                            **{**tuning[name]["chosen"], "epochs": tuning[name]["epochs"]})
         log("chosen on validation: " + "; ".join(f"{k}: {v['chosen']}" for k, v in tuning.items()))
     trained = train_two_tower(data, split, config, progress=progress, log=log, stages=stage)
+    trained.keras_towers = None  # the Keras layers are not exported; free them before the evaluation's trainings
     catalog_ids = [m.movie_id for m in trained.catalog]
     with stage("evaluation"):
         evaluation = evaluate_all(
@@ -344,6 +369,7 @@ def run_evaluation(
     sequential baselines train once per seed (:func:`evaluate_all`)."""
     data = load_movielens(data_dir)
     split = chronological_split(data.ratings)
+    data = replace(data, ratings=Ratings.empty())  # the split holds the interactions from here on
     bundle = open_bundle(bundle_dir) if bundle_dir else None
     retrain = None
     served_seed = None
@@ -363,23 +389,29 @@ def run_evaluation(
 
 
 def bundle_config(bundle: Bundle) -> TrainConfig:
-    """The training configuration a bundle's manifest records (``training.config``); ``BundleError`` if it records
-    none or one this version cannot build (a setting it does not know)."""
+    """The training configuration a bundle's manifest records (``training.config``), to retrain it
+    (``--eval-seeds``); ``BundleError`` if it records none, or not every setting of this version's ``TrainConfig``
+    (a bundle of an older version: today's default for a missing setting may not be what it trained with), or a
+    setting this version does not know."""
     from dataclasses import fields
 
     from core.errors import BundleError
 
     recorded = (bundle.manifest.raw.get("training") or {}).get("config")
     if not isinstance(recorded, dict):
-        raise BundleError("the bundle's manifest records no training configuration (training.config) to retrain")
-    unknown = sorted(set(recorded) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise BundleError(f"the bundle's training configuration has settings this version does not know: "
-                          f"{', '.join(unknown)}")
+        raise BundleError("--eval-seeds retrains the bundle's configuration, but its manifest records none "
+                          "(training.config)")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown, missing = sorted(set(recorded) - known), sorted(known - set(recorded))
+    if unknown or missing:
+        raise BundleError("--eval-seeds retrains the bundle's configuration, but this version cannot rebuild it: "
+                          + "; ".join(f"{what}: {', '.join(names)}" for what, names in
+                                      (("settings it does not know", unknown), ("settings it lacks", missing)) if names)
+                          + " (retrain the bundle with this version's recs train)")
     try:
         return TrainConfig(**recorded)
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"the bundle's training configuration is not valid here: {exc}") from exc
+    except ValueError as exc:
+        raise BundleError(f"--eval-seeds: the bundle's training configuration is not valid here: {exc}") from exc
 
 
 def retrainer(
@@ -387,13 +419,16 @@ def retrainer(
     log: Callable[[str], None],
 ) -> Callable[[int], tuple[UserTower, np.ndarray]]:
     """``retrain(seed)``: ``config`` trained again from ``seed`` on ``split`` -> its numpy user tower and catalog
-    vectors, in ``catalog_ids``' order (the evaluation's columns)."""
+    vectors, in ``catalog_ids``' order (the evaluation's columns). ``ValueError`` at once, before any training, when
+    ``data``'s catalog (the one a training exports) is not ``catalog_ids`` (a bundle of another data set)."""
     from training.train import train_two_tower
+
+    if [m.movie_id for m in data.movies] != [int(i) for i in catalog_ids]:
+        raise ValueError("--eval-seeds: the bundle's catalog is not --data's movies (a bundle of another data set?), "
+                         "so its configuration cannot retrain on this data")
 
     def retrain(seed: int) -> tuple[UserTower, np.ndarray]:
         other = train_two_tower(data, split, replace(config, seed=seed), progress=progress, log=log)
-        if [m.movie_id for m in other.catalog] != list(catalog_ids):
-            raise ValueError("the retrained model's catalog differs from the evaluated one (another data set?)")
         return other.user_tower, other.vectors
 
     return retrain

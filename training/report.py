@@ -79,19 +79,22 @@ def _seed_lines(evaluation: Evaluation) -> list[str]:
     if evaluation.seeds:
         seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
         lines += ["", f"Over training seeds {seeds} (each model that trains, trained once per seed and scored on the "
-                  "same users; popularity, item-kNN and EASE are deterministic): mean (standard deviation).", "",
+                  "same users as its row above; popularity, item-kNN and EASE are deterministic): mean (standard "
+                  "deviation).", "",
                   "| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
         for name, row in evaluation.results.items():
             runs = evaluation.seeds.get(name)
             cells = " | ".join(f"{runs['mean'][m]:.4f} ({runs['sd'][m]:.4f})" if runs else f"{row[m]:.4f}"
                                for m in METRICS)
             lines.append(f"| {name}{'' if runs else ' (deterministic)'} | {cells} |")
-    for label, table in (("this run", evaluation.results), ("the seed means", evaluation.seed_means())):
-        if label == "the seed means" and not evaluation.seeds:
+    sampled = " (on the baselines' sample of users)" if (evaluation.sample or {}).get("served") else ""
+    for label, means in (("this run", False), ("the seed means", True)):
+        if means and not evaluation.seeds:
             continue
-        lead = margins(table)
+        lead = margins(evaluation.like_for_like(means))
         if lead:
-            lines += ["", f"{MODEL_NAME} against the best other model per metric (popularity aside), on {label}: "
+            lines += ["", f"{MODEL_NAME} against the best other model per metric (popularity aside), on {label}"
+                      f"{sampled}: "
                       + "; ".join(f"{m} {v['relative']:+.1%} over {v['peer']}" for m, v in lead.items()) + "."]
     return lines
 

@@ -109,12 +109,12 @@ def _mean_figures(by_seed: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([f[k] for f in by_seed])) for k in keys}
 
 
-def check_seeds(seeds: Sequence[int]) -> list[int]:
-    """Seeds (of the search, or of ``recs train|evaluate --eval-seeds``) as a list of integers; ``ValueError`` unless
-    there is at least one and they are distinct."""
+def check_seeds(seeds: Sequence[int], what: str = "tuning seeds") -> list[int]:
+    """Seeds (``what``: of the search, or ``--eval-seeds``) as a list of integers; ``ValueError`` unless there is at
+    least one and they are distinct."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+        raise ValueError(f"{what} must be distinct and at least one, got {seeds}")
     return seeds
 
 

@@ -43,17 +43,21 @@ def test_sequential_baselines_train_once_per_seed_and_the_deterministic_ones_onc
     split = chronological_split(chain_ratings())
     catalog = list(range(1, N_ITEMS + 1))
     config = tiny("SASRec", epochs=3)
+    logs: list[str] = []
     ev = evaluate_all(split, catalog, {"name": "chains"}, None, ("popularity", "EASE", "SASRec"),
-                      log=lambda m: None, sequential={"SASRec": config}, eval_seeds=(5, config.seed))
+                      log=logs.append, sequential={"SASRec": config}, eval_seeds=(5, config.seed))
+    assert any("SASRec trained with seed 5" in m for m in logs)
+    assert not any(f"trained with seed {config.seed}" in m for m in logs)  # its own seed's run is reused
     assert set(ev.seeds) == {"SASRec"}  # popularity and EASE are deterministic: no seed runs
     runs = ev.seeds["SASRec"]
     assert runs["seeds"] == [5, config.seed]
     assert runs["by_seed"][str(config.seed)] == ev.results["SASRec"]  # its own seed's run is the table's row
     assert runs["by_seed"]["5"] != ev.results["SASRec"]  # another seed trained another model
     for metric in METRICS:
-        assert runs["mean"][metric] == pytest.approx(np.mean([runs["by_seed"][s][metric] for s in ("5", "42")]))
-    means = ev.seed_means()
-    assert means["SASRec"] == runs["mean"] and means["EASE"] == ev.results["EASE"]
+        by_seed = [runs["by_seed"][s][metric] for s in ("5", str(config.seed))]
+        assert runs["mean"][metric] == pytest.approx(np.mean(by_seed))
+        assert runs["sd"][metric] == pytest.approx(np.std(by_seed, ddof=1))
+    assert ev.seed_means()["EASE"] == ev.results["EASE"]  # deterministic: its one run
     table = format_table(ev)
     assert "over seeds 5, 42: mean +/- standard deviation" in table
     assert f"{runs['mean']['recall@10']:.4f} +/- {runs['sd']['recall@10']:.4f}" in table
@@ -66,7 +70,7 @@ def test_sequential_baselines_train_once_per_seed_and_the_deterministic_ones_onc
 
 def test_seeds_without_a_model_that_trains_are_refused() -> None:
     split = chronological_split(chain_ratings(users=10))
-    with pytest.raises(ValueError, match="no model in this run trains"):
+    with pytest.raises(ValueError, match="--eval-seeds: no model in this run trains"):
         evaluate_all(split, list(range(1, N_ITEMS + 1)), {}, None, ("popularity", "EASE"), log=lambda m: None,
                      eval_seeds=(1, 2))
     with pytest.raises(ValueError, match="distinct"):
@@ -82,19 +86,27 @@ def test_recs_train_and_evaluate_retrain_the_served_configuration_per_seed(
     data = make_ml100k(tmp_path / "ml-100k")
     bundle = tmp_path / "bundle"
     model = ["--epochs", "2", "--batch-size", "64", "--history-length", "10", "--no-jit", "--seed", "9"]
+    # the baselines on a sample of 30 users: the margins compare the served model on the same sample
     assert main(["train", "--data", str(data), "--out", str(bundle), "--report", str(tmp_path / "report"),
-                 "--baselines", "popularity,EASE", "--quiet", "--eval-seeds", "9,4", *model]) == 0
+                 "--baselines", "popularity,EASE", "--quiet", "--eval-seeds", "9,4", "--baseline-users", "30",
+                 *model]) == 0
     printed = capsys.readouterr().out
-    assert "over seeds 9, 4" in printed and "against the best peer (seed means)" in printed
+    assert "over seeds 9, 4" in printed
+    assert "against the best peer (seed means) on the baselines' sample of users" in printed
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
     runs = report["seeds"][MODEL_NAME]
+    on_sample = report["sample"]["served"]["metrics"]
+    assert runs["sample"]["by_seed"]["9"] == on_sample and runs["sample"]["by_seed"]["4"] != on_sample
+    single = on_sample["recall@10"] / report["metrics"]["EASE"]["recall@10"] - 1
+    means = runs["sample"]["mean"]["recall@10"] / report["metrics"]["EASE"]["recall@10"] - 1
+    md = (tmp_path / "report" / "metrics.md").read_text()
+    assert f"on this run (on the baselines' sample of users): recall@10 {single:+.1%} over EASE" in md
+    assert f"on the seed means (on the baselines' sample of users): recall@10 {means:+.1%} over EASE" in md
     assert runs["seeds"] == [9, 4] and set(runs["by_seed"]) == {"9", "4"}  # metrics.json sorts keys: the list orders
     assert set(report["seeds"]) == {MODEL_NAME}
     assert runs["by_seed"]["9"] == report["metrics"][MODEL_NAME]  # the bundle is the --seed run
     assert runs["by_seed"]["4"] != runs["by_seed"]["9"]
     assert json.loads((bundle / "manifest.json").read_text())["training"]["config"]["seed"] == 9
-    md = (tmp_path / "report" / "metrics.md").read_text()
-    assert "two-tower (served) against the best other model per metric" in md
 
     # recs evaluate retrains the bundle's recorded configuration: the same runs (deterministic ops without XLA)
     assert main(["evaluate", "--data", str(data), "--bundle", str(bundle), "--no-baselines", "--eval-seeds", "4,9",
@@ -103,16 +115,24 @@ def test_recs_train_and_evaluate_retrain_the_served_configuration_per_seed(
     assert again["by_seed"]["9"] == report["metrics"][MODEL_NAME]
     assert again["by_seed"]["4"] == pytest.approx(runs["by_seed"]["4"])
 
+    # another data set's bundle is refused before any training
+    other = make_ml100k(tmp_path / "other", movies=90)
+    assert main(["evaluate", "--data", str(other), "--bundle", str(bundle), "--no-baselines", "--eval-seeds", "4"]) == 2
+    assert "--eval-seeds: the bundle's catalog is not --data's movies" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(data), "--bundle", "none", "--baselines", "EASE", "--eval-seeds", "4"]) == 2
+    assert "--eval-seeds: no model in this run trains" in capsys.readouterr().err
+
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["training"]["config"]["wings"] = 2
+    del manifest["training"]["config"]["early_stopping"]  # an older version's bundle: today's default may differ
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="does not know: wings"):
+    with pytest.raises(BundleError, match="settings it does not know: wings; settings it lacks: early_stopping"):
         bundle_config(open_bundle(bundle))
     assert main(["evaluate", "--data", str(data), "--bundle", str(bundle), "--no-baselines", "--eval-seeds", "4"]) == 2
     assert "does not know: wings" in capsys.readouterr().err
     del manifest["training"]["config"]
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="records no training configuration"):
+    with pytest.raises(BundleError, match="its manifest records none"):
         bundle_config(open_bundle(bundle))
 
 
