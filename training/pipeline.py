@@ -258,13 +258,13 @@ def format_table(evaluation: Evaluation) -> str:
                      + f"{evaluation.seconds.get(name, 0.0):>10.1f}")
     if evaluation.seeds:
         seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
-        header = f"{'model':<22}" + "".join(f"{m:>17}" for m in METRICS)
+        header = f"{'model':<22}" + "".join(f"{m:>19}" for m in METRICS)
         lines += ["", f"over seeds {seeds}: mean +/- standard deviation (deterministic models: their one run)",
                   header, "-" * len(header)]
         for name, row in evaluation.results.items():
             runs = evaluation.seeds.get(name)
             cells = (f"{runs['mean'][m]:.4f} +/- {runs['sd'][m]:.4f}" if runs else f"{row[m]:.4f}" for m in METRICS)
-            lines.append(f"{name:<22}" + "".join(f"{c:>17}" for c in cells))
+            lines.append(f"{name:<22}" + "".join(f"{c:>19}" for c in cells))
     for label, means in (("", False), (" (seed means)", True)):
         if means and not evaluation.seeds:
             continue
