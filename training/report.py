@@ -163,7 +163,8 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.6), constrained_layout=True)
     for ax, metric in zip(axes, METRICS, strict=True):
         values = [means[n][metric] for n in names]
-        spread = [evaluation.seeds[n]["sd"][metric] if n in evaluation.seeds else 0.0 for n in names]
+        spread = [evaluation.seeds[n]["sd"][metric] if n in evaluation.seeds else float("nan")  # none: deterministic
+                  for n in names]
         colors = ["#d1495b" if "two-tower" in n else "#edae49" if n in ("SASRec", "GRU4Rec") else "#8d99ae"
                   for n in names]
         bars = ax.bar(range(len(names)), values, color=colors, yerr=spread if evaluation.seeds else None,
