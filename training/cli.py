@@ -51,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
                        help="with --tune: the seeds each two-tower trial trains with; its validation figures are their "
                        "mean (default: training.tuning.TUNING_SEEDS, 42,7,123). The final model trains from --seed")
     train.add_argument("--tune-max-epochs", type=positive_integer, default=None, metavar="N",
-                       help="with --tune: the most epochs a two-tower trial trains, early-stopping on the validation "
-                       "users; the final model trains the chosen point's mean best epoch, replacing --epochs "
-                       "(default: training.tuning.TUNING_MAX_EPOCHS, 30)")
+                       help="with --tune: the most epochs any trial trains (the two-tower's, SASRec's, GRU4Rec's), "
+                       "early-stopping on the validation users; each final model trains its chosen point's (mean) "
+                       "best epoch, the two-tower's replacing --epochs (default: 30 for the two-tower, "
+                       "training.tuning.TUNING_MAX_EPOCHS; 200 for SASRec and GRU4Rec, SEQUENTIAL_MAX_EPOCHS)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch log")
     add_model_options(train)
     _evaluation_arguments(train)

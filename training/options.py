@@ -89,7 +89,7 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     from dataclasses import replace
 
     from training.sequential import DEFAULTS as SEQUENTIAL_DEFAULTS
-    from training.tuning import EASE_LAMBDA, TRIAL_SETTINGS
+    from training.tuning import EASE_LAMBDA, SEQUENTIAL_TRIAL_SETTINGS, TRIAL_SETTINGS
 
     head, sep, tail = text.partition("=")
     model, dot, param = head.strip().rpartition(".")
@@ -111,9 +111,10 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
         raise argparse.ArgumentTypeError(f"two-tower.{param} is not searched: every trial early-stops on all users' "
                                          "held-out items (at most --tune-max-epochs) and the final model trains the "
                                          "chosen point's mean best epoch")
-    if model in SEQUENTIAL_DEFAULTS and param in ("early_stopping", "validation_users"):
+    if model in SEQUENTIAL_DEFAULTS and param in SEQUENTIAL_TRIAL_SETTINGS:
         raise argparse.ArgumentTypeError(f"{model}.{param} is not searched: every trial early-stops on all users' "
-                                         f"held-out items (a single {model}.epochs value caps its epochs)")
+                                         "held-out items (at most --tune-max-epochs) and the final model trains the "
+                                         "chosen trial's best epoch")
     if param not in defaults:
         raise argparse.ArgumentTypeError(f"{model} has no hyper-parameter {param!r} (choose from "
                                          f"{', '.join(sorted(defaults))})")

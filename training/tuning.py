@@ -56,10 +56,15 @@ TUNING_MAX_EPOCHS = 30
 validation users (``TrainConfig.patience``) and records its best epoch."""
 
 SEQUENTIAL_MAX_EPOCHS = 200
-"""The most epochs a SASRec or GRU4Rec trial trains, early-stopping on the search's validation users (a single
-``epochs`` value in its ``--tune-space`` replaces it); the final model trains the chosen trial's best epoch."""
+"""The most epochs a SASRec or GRU4Rec trial trains unless ``recs train --tune-max-epochs`` says (it then caps every
+model's trials), early-stopping on the search's validation users; the final model trains the chosen trial's best
+epoch."""
 TRIAL_SETTINGS = ("seed", "epochs", "early_stopping", "validation_users")
-"""What the search sets on each two-tower trial itself, so none is a search-space key (``--tune-space``)."""
+"""What the search sets on each two-tower trial itself, so none is a search-space key (``--tune-space``); SASRec and
+GRU4Rec have the same but ``seed`` (:data:`SEQUENTIAL_TRIAL_SETTINGS`)."""
+SEQUENTIAL_TRIAL_SETTINGS = ("epochs", "early_stopping", "validation_users")
+"""What the search sets on each SASRec and GRU4Rec trial itself (their trials train from the one seed of
+``tune_baselines``), so none is a search-space key."""
 
 SPACES: dict[str, dict[str, list[Any]]] = {
     "two-tower": {
@@ -178,15 +183,25 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
 def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names: Sequence[str], seed: int = 42,
                    spaces: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
                    sequential: Mapping[str, Any] | None = None, baseline_items: int | None = None,
-                   log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+                   log: Callable[[str], None] = print, max_epochs: int | None = None) -> dict[str, dict[str, Any]]:
     """The baselines with hyper-parameters (EASE, SASRec, GRU4Rec among ``names``) on the same validation
     users: EASE is fitted on the training prefixes; SASRec and GRU4Rec train on them with early stopping on
-    the held-out items. Returns one record per baseline (space, trials, ``chosen``)."""
+    the held-out items, at most ``max_epochs`` (default :data:`SEQUENTIAL_MAX_EPOCHS`). Returns one record per
+    baseline (space, trials, ``chosen``; for SASRec and GRU4Rec ``epochs``, the chosen trial's best epoch, and
+    ``max_epochs``)."""
     from training.baselines import DEFAULT_MAX_ITEMS, EASE, Gram
     from training.sequential import DEFAULTS, SEQUENTIAL, train_sequential
     from training.validation import validation_evalset, validation_metrics, validation_split
 
     spaces = {**SPACES, **(spaces or {})}
+    cap = SEQUENTIAL_MAX_EPOCHS if max_epochs is None else max_epochs
+    if cap < 1:
+        raise ValueError(f"tuning max epochs must be at least 1, got {cap}")
+    for name in SEQUENTIAL:
+        searched = sorted(set(SEQUENTIAL_TRIAL_SETTINGS) & set(spaces[name])) if name in names else []
+        if searched:
+            raise ValueError(f"{name}.{searched[0]} is not searched: every trial early-stops on all users' held-out "
+                             f"items (at most --tune-max-epochs, {cap}) and the final model trains its best epoch")
     val = validation_split(split.n_history, TUNING_VALIDATION_USERS, np.random.default_rng(seed))
     data = validation_evalset(split, val, catalog_ids)
     records: dict[str, dict[str, Any]] = {}
@@ -209,10 +224,8 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
         space = spaces[name]
         base = (sequential or {}).get(name, DEFAULTS[name])
         trials = []
-        max_epochs = 0
-        for params in grid(space):  # early stopping on all users' held-out items, at most the space's epochs
-            config = replace(base, **{"epochs": SEQUENTIAL_MAX_EPOCHS, **params}, early_stopping=True)
-            max_epochs = max(max_epochs, config.epochs)
+        for params in grid(space):  # early stopping on all users' held-out items, at most ``cap`` epochs
+            config = replace(base, **params, epochs=cap, early_stopping=True)
             trained = train_sequential(split, catalog_ids, config, validation=val, log=lambda m: None,
                                        progress=False)
             info = trained.info
@@ -223,10 +236,9 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
                 f"{info['validation']['metrics'].get('recall@10', float('nan')):.4f} (best epoch {info['best_epoch']}, "
                 f"{info['seconds']:.0f} s)")
             del trained
-        set_per_trial = ("epochs", "early_stopping")
-        base_dict = {k: v for k, v in base.to_dict().items() if k not in space and k not in set_per_trial}
+        base_dict = {k: v for k, v in base.to_dict().items() if k not in space and k not in SEQUENTIAL_TRIAL_SETTINGS}
         records[name] = _record(space, trials, base_dict, val.to_dict())
-        records[name]["max_epochs"] = max_epochs
+        records[name]["max_epochs"] = cap
     return records
 
 

@@ -92,6 +92,8 @@ def test_a_tune_space_names_a_model_a_hyper_parameter_and_typed_values() -> None
     ("two-tower.validation_users=0.5", "two-tower.validation_users is not searched"),
     ("SASRec.early_stopping=false", "SASRec.early_stopping is not searched"),
     ("GRU4Rec.validation_users=0.5", "GRU4Rec.validation_users is not searched"),
+    ("SASRec.epochs=5", "SASRec.epochs is not searched: every trial early-stops on all users' held-out items (at most "
+     "--tune-max-epochs"),
 ])
 def test_a_bad_tune_space_is_refused_naming_the_problem(text: str, message: str) -> None:
     from training.options import parse_tune_space
@@ -126,6 +128,17 @@ def test_the_search_refuses_the_seed_as_a_hyper_parameter() -> None:
         tune_two_tower(None, None, TrainConfig(), {"epochs": [5, 10]})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max epochs must be at least 1"):
         tune_two_tower(None, None, TrainConfig(), {"temperature": [0.1]}, max_epochs=0)  # type: ignore[arg-type]
+
+
+def test_the_baselines_search_refuses_the_settings_it_sets_on_each_trial() -> None:
+    from training.tuning import tune_baselines
+
+    with pytest.raises(ValueError, match=r"GRU4Rec\.epochs is not searched: .* \(at most --tune-max-epochs, 7\)"):
+        tune_baselines(None, [], ["GRU4Rec"], spaces={"GRU4Rec": {"epochs": [3]}}, max_epochs=7)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"SASRec\.early_stopping is not searched"):
+        tune_baselines(None, [], ["SASRec"], spaces={"SASRec": {"early_stopping": [False]}})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max epochs must be at least 1"):
+        tune_baselines(None, [], ["SASRec"], max_epochs=0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("best_epochs", "epochs"), [([11, 9, 16], 12), ([1, 2], 2), ([3], 3), ([4, 5, 5], 5)])

@@ -86,7 +86,7 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
     spaces = {
         "two-tower": {"temperature": [0.2, 0.5]},
         "EASE": {"ease_lambda": [10.0, 1000.0]},
-        "GRU4Rec": {"epochs": [2], "max_len": [8], "hidden": [16], "gru_units": [16], "jit_compile": [False]},
+        "GRU4Rec": {"max_len": [8], "hidden": [16], "gru_units": [16], "jit_compile": [False]},
     }
     config = TrainConfig(epochs=1, batch_size=64, history_length=10, jit_compile=False)
     bundle, evaluation = run_training(data, tmp_path / "bundle", config, ("popularity", "EASE", "GRU4Rec"),
@@ -110,7 +110,7 @@ def test_the_search_on_a_tiny_grid_is_recorded_and_its_choice_runs(tmp_path: Pat
     assert manifest["training"]["config"]["validation_users"] == 0.1  # the final training validates as always
     assert evaluation.baselines["EASE"]["lambda"] == record["EASE"]["chosen"]["ease_lambda"]
     assert evaluation.baselines["GRU4Rec"]["config"]["max_len"] == 8
-    gru = record["GRU4Rec"]  # its trial early-stopped within the space's 2 epochs; the final model trains its best
+    gru = record["GRU4Rec"]  # its trial early-stopped within --tune-max-epochs (2); the final model trains its best
     assert gru["max_epochs"] == 2 and gru["epochs"] == gru["trials"][0]["best_epoch"] in (1, 2)
     assert evaluation.baselines["GRU4Rec"]["config"]["epochs"] == gru["epochs"]
     assert not evaluation.baselines["GRU4Rec"]["config"]["early_stopping"]
