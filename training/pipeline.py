@@ -366,10 +366,12 @@ def run_evaluation(
     eval_seeds: Sequence[int] = (),
     progress: bool | None = None,
 ) -> tuple[Dataset, Split, Evaluation, Bundle | None]:
-    """Evaluate a bundle (``None``: baselines only) and the baselines on ``data_dir``'s split. With ``eval_seeds``,
+    """Evaluate a bundle (``None``: baselines only) and the baselines on ``data_dir``'s split (the returned data set
+    holds its movies; its ratings are in the split). With ``eval_seeds``,
     the bundle's recorded training configuration retrains once per seed (its own seed's run is the bundle) and the
     sequential baselines train once per seed (:func:`evaluate_all`)."""
     data = load_movielens(data_dir)
+    summary = data.summary()  # counts the ratings, so before they are dropped
     split = chronological_split(data.ratings)
     data = replace(data, ratings=Ratings.empty())  # the split holds the interactions from here on
     bundle = open_bundle(bundle_dir) if bundle_dir else None
@@ -384,7 +386,7 @@ def run_evaluation(
     else:
         catalog_ids = [m.movie_id for m in data.movies]
         served = None
-    evaluation = evaluate_all(split, catalog_ids, data.summary(), served, baselines, log=log,
+    evaluation = evaluate_all(split, catalog_ids, summary, served, baselines, log=log,
                               baseline_users=baseline_users, baseline_items=baseline_items, progress=progress,
                               eval_seeds=eval_seeds, retrain=retrain, served_seed=served_seed)
     return data, split, evaluation, bundle

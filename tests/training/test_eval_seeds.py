@@ -111,7 +111,9 @@ def test_recs_train_and_evaluate_retrain_the_served_configuration_per_seed(
     # recs evaluate retrains the bundle's recorded configuration: the same runs (deterministic ops without XLA)
     assert main(["evaluate", "--data", str(data), "--bundle", str(bundle), "--no-baselines", "--eval-seeds", "4,9",
                  "--json"]) == 0
-    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["seeds"][MODEL_NAME]
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["dataset"] == report["dataset"]  # the ratings counted before the split takes them over
+    again = evaluated["seeds"][MODEL_NAME]
     assert again["by_seed"]["9"] == report["metrics"][MODEL_NAME]
     assert again["by_seed"]["4"] == pytest.approx(runs["by_seed"]["4"])
 
