@@ -89,7 +89,7 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     from dataclasses import replace
 
     from training.sequential import DEFAULTS as SEQUENTIAL_DEFAULTS
-    from training.tuning import EASE_LAMBDA, SEQUENTIAL_TRIAL_SETTINGS, TRIAL_SETTINGS
+    from training.tuning import EASE_LAMBDA, check_space
 
     head, sep, tail = text.partition("=")
     model, dot, param = head.strip().rpartition(".")
@@ -104,17 +104,10 @@ def parse_tune_space(text: str) -> tuple[str, str, list[Any]]:
     else:
         raise argparse.ArgumentTypeError(f"unknown model {model!r} in {text!r}; choose from two-tower, EASE, "
                                          f"{', '.join(SEQUENTIAL_DEFAULTS)}")
-    if model == "two-tower" and param == "seed":
-        raise argparse.ArgumentTypeError("two-tower.seed is not searched: every trial is averaged over the seeds of "
-                                         "--tune-seeds")
-    if model == "two-tower" and param in TRIAL_SETTINGS:
-        raise argparse.ArgumentTypeError(f"two-tower.{param} is not searched: every trial early-stops on all users' "
-                                         "held-out items (at most --tune-max-epochs) and the final model trains the "
-                                         "chosen point's mean best epoch")
-    if model in SEQUENTIAL_DEFAULTS and param in SEQUENTIAL_TRIAL_SETTINGS:
-        raise argparse.ArgumentTypeError(f"{model}.{param} is not searched: every trial early-stops on all users' "
-                                         "held-out items (at most --tune-max-epochs) and the final model trains the "
-                                         "chosen trial's best epoch")
+    try:
+        check_space(model, [param])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if param not in defaults:
         raise argparse.ArgumentTypeError(f"{model} has no hyper-parameter {param!r} (choose from "
                                          f"{', '.join(sorted(defaults))})")

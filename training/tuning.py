@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +36,7 @@ import numpy as np
 
 from training.config import TrainConfig
 from training.movielens import Dataset
+from training.sequential import SEQUENTIAL
 from training.split import Split
 
 EASE_LAMBDA = 500.0
@@ -123,6 +124,23 @@ def check_seeds(seeds: Sequence[int], what: str = "tuning seeds") -> list[int]:
     return seeds
 
 
+def check_space(model: str, keys: Iterable[str], max_epochs: int | None = None) -> None:
+    """``ValueError`` naming ``model.key`` for a search-space key the search sets on each trial itself (the
+    two-tower's ``TRIAL_SETTINGS``, SASRec's and GRU4Rec's ``SEQUENTIAL_TRIAL_SETTINGS``); ``max_epochs``, when
+    known, is named as the trials' cap. ``--tune-space`` checks at parse time, the searches for library callers."""
+    fixed = TRIAL_SETTINGS if model == "two-tower" else SEQUENTIAL_TRIAL_SETTINGS if model in SEQUENTIAL else ()
+    searched = [k for k in fixed if k in set(keys)]
+    if not searched:
+        return
+    if searched[0] == "seed":
+        raise ValueError(f"{model}.seed is not searched: the seed is not a hyper-parameter; every trial is averaged "
+                         "over the seeds of --tune-seeds")
+    cap = "--tune-max-epochs" + ("" if max_epochs is None else f", {max_epochs}")
+    final = "the chosen point's mean best epoch" if model == "two-tower" else "the chosen trial's best epoch"
+    raise ValueError(f"{model}.{searched[0]} is not searched: every trial early-stops on all users' held-out items "
+                     f"(at most {cap}) and the final model trains {final}")
+
+
 def chosen_epochs(best_epochs: Sequence[int]) -> int:
     """The epoch count the final model trains: the mean of the chosen point's best epochs (one per seed), rounded
     half up. The final training cannot early-stop as reliably itself: it holds out only ``validation_users`` of the
@@ -142,12 +160,7 @@ def tune_two_tower(data: Dataset, split: Split, base: TrainConfig, space: Mappin
     from training.train import train_two_tower
 
     space = SPACES["two-tower"] if space is None else space
-    if "seed" in space:
-        raise ValueError("the seed is not a hyper-parameter: the search averages over seeds (tuning seeds)")
-    for fixed in TRIAL_SETTINGS:
-        if fixed != "seed" and fixed in space:
-            raise ValueError(f"{fixed} is not searched: every trial early-stops on all users' held-out items (at most "
-                             "the tuning max epochs) and the final model trains the chosen point's mean best epoch")
+    check_space("two-tower", space, max_epochs)
     if max_epochs < 1:
         raise ValueError(f"tuning max epochs must be at least 1, got {max_epochs}")
     seeds = check_seeds(seeds)
@@ -190,18 +203,15 @@ def tune_baselines(split: Split, catalog_ids: Sequence[int] | np.ndarray, names:
     baseline (space, trials, ``chosen``; for SASRec and GRU4Rec ``epochs``, the chosen trial's best epoch, and
     ``max_epochs``)."""
     from training.baselines import DEFAULT_MAX_ITEMS, EASE, Gram
-    from training.sequential import DEFAULTS, SEQUENTIAL, train_sequential
+    from training.sequential import DEFAULTS, train_sequential
     from training.validation import validation_evalset, validation_metrics, validation_split
 
     spaces = {**SPACES, **(spaces or {})}
     cap = SEQUENTIAL_MAX_EPOCHS if max_epochs is None else max_epochs
     if cap < 1:
         raise ValueError(f"tuning max epochs must be at least 1, got {cap}")
-    for name in SEQUENTIAL:
-        searched = sorted(set(SEQUENTIAL_TRIAL_SETTINGS) & set(spaces[name])) if name in names else []
-        if searched:
-            raise ValueError(f"{name}.{searched[0]} is not searched: every trial early-stops on all users' held-out "
-                             f"items (at most --tune-max-epochs, {cap}) and the final model trains its best epoch")
+    for name in (n for n in SEQUENTIAL if n in names):
+        check_space(name, spaces[name], cap)
     val = validation_split(split.n_history, TUNING_VALIDATION_USERS, np.random.default_rng(seed))
     data = validation_evalset(split, val, catalog_ids)
     records: dict[str, dict[str, Any]] = {}
