@@ -171,9 +171,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.report import write_report
 
     bundle_dir = None if str(args.bundle).lower() == "none" else args.bundle
-    if args.eval_seeds and bundle_dir is None and not {"SASRec", "GRU4Rec"} & set(_baselines(args)):
-        raise CommandError("--eval-seeds: no model in this run trains (popularity, item-kNN and EASE are "
-                           "deterministic); evaluate a bundle or add SASRec or GRU4Rec to --baselines")
     try:
         _, _, evaluation, bundle = run_evaluation(
             args.data, bundle_dir, _baselines(args),

@@ -79,6 +79,33 @@ class Evaluation:
             table[MODEL_NAME] = dict(runs["sample"]["mean"] if seed_means and runs else served["metrics"])
         return table
 
+    @property
+    def seed_list(self) -> list[int]:
+        """The ``eval_seeds`` the models trained with, in order (empty without)."""
+        return list(next(iter(self.seeds.values()))["seeds"]) if self.seeds else []
+
+    def leads(self) -> list[tuple[bool, dict[str, dict[str, Any]]]]:
+        """The served model's :func:`margins` on the single runs, then (with ``eval_seeds``) on the seed means, each
+        as ``(seed_means, margins)``, like for like (:meth:`like_for_like`); what the table and the report print."""
+        return [(means, margins(self.like_for_like(means))) for means in (False, True) if self.seeds or not means]
+
+    @property
+    def served_on_sample(self) -> bool:
+        """Whether the baselines ran on a sample of the users, so the margins use the served model's figures on it."""
+        return bool((self.sample or {}).get("served"))
+
+
+def check_eval_seeds(eval_seeds: Sequence[int], served: bool, baselines: Sequence[str]) -> list[int]:
+    """``eval_seeds`` as distinct integers; ``ValueError`` naming ``--eval-seeds`` unless some model of the run trains
+    (a ``served`` bundle or configuration, SASRec, GRU4Rec: popularity, item-kNN and EASE are deterministic)."""
+    from training.tuning import check_seeds
+
+    seeds = check_seeds(eval_seeds, "--eval-seeds")
+    if not served and not set(baselines) & set(SEQUENTIAL):
+        raise ValueError("--eval-seeds: no model in this run trains (popularity, item-kNN and EASE are "
+                         "deterministic); evaluate a bundle or add SASRec or GRU4Rec to --baselines")
+    return seeds
+
 
 def over_seeds(runs: dict[int, dict[str, float]]) -> dict[str, Any]:
     """One model's runs by seed -> ``{"seeds", "by_seed", "mean", "sd"}`` (sample standard deviation over the
@@ -136,7 +163,7 @@ def evaluate_all(
     ``retrain(seed)``, which returns its user tower and catalog vectors; its own run, at ``served_seed``, is
     reused) and is scored on the same users; ``Evaluation.seeds`` holds the runs. The table's rows and seconds
     stay each model's run at its own seed."""
-    from training.tuning import EASE_LAMBDA, check_seeds
+    from training.tuning import EASE_LAMBDA
 
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
@@ -144,10 +171,7 @@ def evaluate_all(
     lam = EASE_LAMBDA if ease_lambda is None else ease_lambda
     configs = {**SEQUENTIAL_DEFAULTS, **(sequential or {})}
     if eval_seeds:
-        eval_seeds = check_seeds(eval_seeds, "--eval-seeds")
-        if served is None and not set(baselines) & set(SEQUENTIAL):
-            raise ValueError("--eval-seeds: no model in this run trains (popularity, item-kNN and EASE are "
-                             "deterministic); evaluate a bundle or add SASRec or GRU4Rec to --baselines")
+        eval_seeds = check_eval_seeds(eval_seeds, served is not None, baselines)
         if served is not None and retrain is None:
             raise ValueError("eval_seeds needs retrain(seed) for the served model")
     seed_runs: dict[str, dict[str, Any]] = {}
@@ -257,7 +281,7 @@ def format_table(evaluation: Evaluation) -> str:
         lines.append(f"{name:<22}" + "".join(f"{row[m]:>12.4f}" for m in METRICS)
                      + f"{evaluation.seconds.get(name, 0.0):>10.1f}")
     if evaluation.seeds:
-        seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
+        seeds = ", ".join(str(s) for s in evaluation.seed_list)
         header = f"{'model':<22}" + "".join(f"{m:>19}" for m in METRICS)
         lines += ["", f"over seeds {seeds}: mean +/- standard deviation (deterministic models: their one run)",
                   header, "-" * len(header)]
@@ -265,14 +289,11 @@ def format_table(evaluation: Evaluation) -> str:
             runs = evaluation.seeds.get(name)
             cells = (f"{runs['mean'][m]:.4f} +/- {runs['sd'][m]:.4f}" if runs else f"{row[m]:.4f}" for m in METRICS)
             lines.append(f"{name:<22}" + "".join(f"{c:>19}" for c in cells))
-    for label, means in (("", False), (" (seed means)", True)):
-        if means and not evaluation.seeds:
-            continue
-        lead = margins(evaluation.like_for_like(means))
+    sampled = " on the baselines' sample of users" if evaluation.served_on_sample else ""
+    for means, lead in evaluation.leads():
         if lead:
-            sampled = " on the baselines' sample of users" if (evaluation.sample or {}).get("served") else ""
-            lines += ["", f"{MODEL_NAME} against the best peer{label}{sampled}: " + "; ".join(
-                f"{m} {v['relative']:+.1%} ({v['peer']})" for m, v in lead.items())]
+            lines += ["", f"{MODEL_NAME} against the best peer{' (seed means)' if means else ''}{sampled}: "
+                      + "; ".join(f"{m} {v['relative']:+.1%} ({v['peer']})" for m, v in lead.items())]
     return "\n".join(lines)
 
 
@@ -370,6 +391,8 @@ def run_evaluation(
     holds its movies; its ratings are in the split). With ``eval_seeds``,
     the bundle's recorded training configuration retrains once per seed (its own seed's run is the bundle) and the
     sequential baselines train once per seed (:func:`evaluate_all`)."""
+    if eval_seeds:  # refused before the data loads
+        eval_seeds = check_eval_seeds(eval_seeds, bundle_dir is not None, baselines)
     data = load_movielens(data_dir)
     summary = data.summary()  # counts the ratings, so before they are dropped
     split = chronological_split(data.ratings)

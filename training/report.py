@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from training.evaluation import METRICS
-from training.pipeline import MODEL_NAME, Evaluation, margins
+from training.pipeline import MODEL_NAME, Evaluation
 
 
 def write_report(
@@ -77,7 +77,7 @@ def _seed_lines(evaluation: Evaluation) -> list[str]:
     seed means."""
     lines: list[str] = []
     if evaluation.seeds:
-        seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
+        seeds = ", ".join(str(s) for s in evaluation.seed_list)
         lines += ["", f"Over training seeds {seeds} (each model that trains, trained once per seed and scored on the "
                   "same users as its row above; popularity, item-kNN and EASE are deterministic): mean (standard "
                   "deviation).", "",
@@ -87,12 +87,10 @@ def _seed_lines(evaluation: Evaluation) -> list[str]:
             cells = " | ".join(f"{runs['mean'][m]:.4f} ({runs['sd'][m]:.4f})" if runs else f"{row[m]:.4f}"
                                for m in METRICS)
             lines.append(f"| {name}{'' if runs else ' (deterministic)'} | {cells} |")
-    sampled = " (on the baselines' sample of users)" if (evaluation.sample or {}).get("served") else ""
-    for label, means in (("this run", False), ("the seed means", True)):
-        if means and not evaluation.seeds:
-            continue
-        lead = margins(evaluation.like_for_like(means))
+    sampled = " (on the baselines' sample of users)" if evaluation.served_on_sample else ""
+    for means, lead in evaluation.leads():
         if lead:
+            label = "the seed means" if means else "this run"
             lines += ["", f"{MODEL_NAME} against the best other model per metric (popularity aside), on {label}"
                       f"{sampled}: "
                       + "; ".join(f"{m} {v['relative']:+.1%} over {v['peer']}" for m, v in lead.items()) + "."]
@@ -175,7 +173,7 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     title = f"{evaluation.dataset.get('name')}: two-tower (served path) against the baselines"
     if evaluation.seeds:
-        seeds = ", ".join(str(s) for s in next(iter(evaluation.seeds.values()))["seeds"])
+        seeds = ", ".join(str(s) for s in evaluation.seed_list)
         title += f"\nmeans over seeds {seeds} (bars: +/- one standard deviation) for the models that train"
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
