@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.towers import USER_TOWER_TYPES
+from training.early_stopping import check_stopping
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,7 @@ class TrainConfig:
             raise ValueError("temperature must be in (0, 10]")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2")
-        if self.epochs < 1 or self.patience < 1:
-            raise ValueError("epochs and patience must be at least 1")
-        if self.early_stopping and self.validation_users == 0:
-            raise ValueError("early_stopping needs validation_users above 0 (the users it stops on)")
+        check_stopping(self.epochs, self.patience, self.early_stopping, self.validation_users)
         if self.uniform_negatives < 0:
             raise ValueError("uniform_negatives must be at least 0")
         if not 0 <= self.validation_users <= 1:

@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def check_stopping(epochs: int, patience: int, early_stopping: bool, validation_users: float) -> None:
+    """The epoch settings every trained model's configuration shares (``TrainConfig``, ``SequentialConfig``):
+    ``ValueError`` unless ``epochs`` and ``patience`` are at least 1 and ``early_stopping`` has users to stop on."""
+    if epochs < 1 or patience < 1:
+        raise ValueError("epochs and patience must be at least 1")
+    if early_stopping and validation_users == 0:
+        raise ValueError("early_stopping needs validation_users above 0 (the users it stops on)")
+
+
 @dataclass
 class BestEpoch:
     """What early stopping saw: per-epoch ``history`` and the best epoch (1-based), its score and weights."""

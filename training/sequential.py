@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from training.early_stopping import early_stopping
+from training.early_stopping import check_stopping, early_stopping
 from training.sequences import catalog_rows
 from training.split import Split
 from training.validation import ValidationSplit, validation_evalset, validation_metrics, validation_split
@@ -84,10 +84,7 @@ class SequentialConfig:
             raise ValueError("heads must divide hidden")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
-        if self.epochs < 1 or self.patience < 1:
-            raise ValueError("epochs and patience must be at least 1")
-        if self.early_stopping and self.validation_users == 0:
-            raise ValueError("early_stopping needs validation_users above 0 (the users it stops on)")
+        check_stopping(self.epochs, self.patience, self.early_stopping, self.validation_users)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
