@@ -104,8 +104,12 @@ def run_benchmark(bench: Benchmark, quick: bool, results: Path = RESULTS) -> dic
 
     echoer = threading.Thread(target=echo, daemon=True)
     echoer.start()
-    stdout, _ = proc.communicate()
-    echoer.join(timeout=10)
+    # only the echo thread reads stderr (``communicate`` would race it for lines and close the pipe under it)
+    assert proc.stdout is not None
+    with proc:
+        stdout = proc.stdout.read()
+        proc.wait()
+        echoer.join(timeout=10)
     seconds = time.monotonic() - started
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{bench.name}.txt").write_text(stdout, encoding="utf-8")

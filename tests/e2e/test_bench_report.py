@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import bench.__main__ as runner
 from recs.local.synthetic import write_synthetic_bundle
 
@@ -106,6 +108,16 @@ def test_the_runner_runs_a_benchmark_and_keeps_its_output(tmp_path: Path) -> Non
     assert (tmp_path / "results" / "load.txt").read_text().strip().splitlines()[-1].startswith("{")
     if run["result"]["chart"]:
         assert run["charts"] == ["load.png"]
+
+
+def test_a_failing_benchmark_keeps_its_error_in_the_tail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the runner's echo thread is the only reader of the child's stderr: every line reaches the echo and the tail
+    load = runner.Benchmark("load", (), ("--duration", "soon"), "load")
+    run = runner.run_benchmark(load, quick=True, results=tmp_path / "results")
+    assert not run["ok"] and run["returncode"] == 2 and run["result"] is None
+    assert any("--duration" in line and "invalid" in line for line in run["stderr_tail"])
+    echoed = capsys.readouterr().err
+    assert "[load]" in echoed and "invalid float value" in echoed
 
 
 def test_the_report_is_rewritten_from_results_with_later_runs_marked(tmp_path: Path) -> None:
