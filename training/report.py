@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from training.config import TrainConfig
 from training.evaluation import METRICS
 from training.pipeline import MODEL_NAME, Evaluation
 
@@ -134,19 +135,15 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
     if tuning:
         lines += ["", "Hyper-parameters chosen in this run on validation users only: [tuning.md](tuning.md)."]
     elif (out / "tuning.json").is_file() and training and training.get("config"):
-        try:
-            record = json.loads((out / "tuning.json").read_text(encoding="utf-8"))
-        except ValueError:
-            record = {}
-        two_tower = record.get("two-tower") or {}
-        chosen = dict(two_tower.get("chosen") or {})
-        if "epochs" in two_tower:
-            chosen["epochs"] = two_tower["epochs"]
+        # the defaults are the choices of the searches in tuning.md (tests tie them to its records); a run's own seed
+        # is not one of them
+        defaults = {k: v for k, v in TrainConfig().to_dict().items() if k != "seed"}
         cfg = training["config"]
-        same = all(cfg.get(k) == v for k, v in chosen.items())
+        differs = sorted(k for k, v in defaults.items() if cfg.get(k) != v)
         lines += ["", "Defaults chosen on validation users only by `recs train --tune`: [tuning.md](tuning.md); "
-                  + ("this run used the chosen two-tower configuration." if same and chosen
-                     else "this run's two-tower configuration differs from the chosen one.")]
+                  + ("this run trained the two-tower model with them." if not differs
+                     else "this run's two-tower configuration differs from them in "
+                     + ", ".join(f"`{k}`" for k in differs) + ".")]
     return lines
 
 
