@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -53,9 +54,11 @@ def _single_threaded_blas(argv: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _single_threaded_blas(list(sys.argv[1:] if argv is None else argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    _single_threaded_blas(arguments)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    args.command_line = shlex.join(["recs", *arguments])  # what ran, for reports that say how they were made
     try:
         result = args.func(args)
     except CommandError as exc:

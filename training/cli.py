@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +133,18 @@ def _errors() -> tuple[type[Exception], ...]:
     return (DataError, BundleError, ValueError)
 
 
+def _run(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """How the report was made: the command line (``recs.cli.main`` sets it), its wall time and the CPUs it had."""
+    return {"command": getattr(args, "command_line", None), "seconds": round(time.monotonic() - started, 1),
+            "cpus": os.cpu_count()}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.errors import CommandError
     from training.pipeline import format_table, run_training
     from training.report import write_report
 
+    started = time.monotonic()
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.tune_space and not args.tune:
         raise CommandError("--tune-space needs --tune")
@@ -157,7 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except _errors() as exc:
         raise CommandError(str(exc)) from exc
     training = bundle.manifest.raw.get("training", {})
-    write_report(args.report, evaluation, bundle.model_version, training.get("history"), training)
+    write_report(args.report, evaluation, bundle.model_version, training.get("history"), training,
+                 run=_run(args, started))
     print(format_table(evaluation))
     print(f"\nbundle {bundle.model_version} written to {Path(args.out)}; report in {Path(args.report)}/")
     if args.json:
@@ -170,6 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.pipeline import format_table, run_evaluation
     from training.report import write_report
 
+    started = time.monotonic()
     bundle_dir = None if str(args.bundle).lower() == "none" else args.bundle
     try:
         _, _, evaluation, bundle = run_evaluation(
@@ -180,7 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     version = bundle.model_version if bundle else None
     if args.report:
-        write_report(args.report, evaluation, version)
+        write_report(args.report, evaluation, version, run=_run(args, started))
     print(format_table(evaluation))
     if args.json:
         print(json.dumps({"model_version": version, **evaluation.to_dict()}))

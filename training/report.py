@@ -17,13 +17,17 @@ def write_report(
     model_version: str | None = None,
     history: dict[str, list[float]] | None = None,
     training: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write ``metrics.json``, ``metrics.md``, ``comparison.png``, (with a history) ``training_curves.png`` and
-    (when the training tuned its hyper-parameters) ``tuning.json`` and ``tuning.md``."""
+    (when the training tuned its hyper-parameters) ``tuning.json`` and ``tuning.md``. ``run`` says how the report was
+    made (``command``, wall ``seconds``, ``cpus``), in both files."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"model_version": model_version, **evaluation.to_dict()}
     tuning = (training or {}).get("tuning")
+    if run:
+        payload["run"] = run
     if training:
         payload["training"] = {k: v for k, v in training.items() if k not in ("history", "tuning")}
     written = [out / "metrics.json", out / "metrics.md", out / "comparison.png"]
@@ -43,6 +47,7 @@ def write_report(
         "are test items; the full catalog is ranked with the history excluded.",
         "",
         f"Model version: `{model_version}`" if model_version else "No model bundle (baselines only).",
+        *_run_lines(run),
         "",
         "| model | " + " | ".join(METRICS) + " | seconds |",
         "|---|" + "---:|" * (len(METRICS) + 1),
@@ -70,6 +75,14 @@ def write_report(
     if history:
         _plot_history(out / "training_curves.png", history, ((training or {}).get("validation") or {}).get("users"))
     return written
+
+
+def _run_lines(run: dict[str, Any] | None) -> list[str]:
+    """One line on how the report was made: the command, its wall time and the machine's CPUs."""
+    if not run or not run.get("command"):
+        return []
+    minutes = float(run.get("seconds") or 0) / 60
+    return ["", f"Made by `{run['command']}` in {minutes:.1f} minutes of wall time on {run.get('cpus')} CPUs."]
 
 
 def _seed_lines(evaluation: Evaluation) -> list[str]:
@@ -115,8 +128,9 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
     if training and training.get("config"):
         cfg = training["config"]
         val = (training.get("validation") or {}).get("metrics") or {}
-        lines += ["", f"Two-tower: `{cfg.get('user_tower', 'pooling')}` user tower, temperature "
-                  f"{cfg.get('temperature')}, target window {cfg.get('target_window')}, {_epochs_text(training)} "
+        lines += ["", f"Two-tower: `{cfg.get('user_tower', 'pooling')}` user tower, history length "
+                  f"{cfg.get('history_length')}, temperature {cfg.get('temperature')}, target window "
+                  f"{cfg.get('target_window')}, learning rate {cfg.get('learning_rate')}, {_epochs_text(training)} "
                   f"({training.get('seconds')} s of training)"
                   + (f"; validation Recall@10 {val['recall@10']:.4f} on {int(val['users'])} users" if val else "")
                   + "."]

@@ -102,6 +102,11 @@ def test_recs_train_and_evaluate_retrain_the_served_configuration_per_seed(
     md = (tmp_path / "report" / "metrics.md").read_text()
     assert f"on this run (on the baselines' sample of users): recall@10 {single:+.1%} over EASE" in md
     assert f"on the seed means (on the baselines' sample of users): recall@10 {means:+.1%} over EASE" in md
+    # the report says how it was made: the command line as typed (quoted where a shell needs it), wall time, CPUs
+    assert report["run"]["command"].startswith(f"recs train --data {data} --out {bundle} ")
+    assert report["run"]["command"].endswith(" --eval-seeds 9,4 --baseline-users 30 " + " ".join(model))
+    assert report["run"]["seconds"] > 0 and report["run"]["cpus"] >= 1
+    assert f"Made by `{report['run']['command']}` in " in md
     assert runs["seeds"] == [9, 4] and set(runs["by_seed"]) == {"9", "4"}  # metrics.json sorts keys: the list orders
     assert set(report["seeds"]) == {MODEL_NAME}
     assert runs["by_seed"]["9"] == report["metrics"][MODEL_NAME]  # the bundle is the --seed run

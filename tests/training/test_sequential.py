@@ -189,7 +189,9 @@ def test_the_report_says_whether_the_run_trained_with_the_chosen_defaults(tmp_pa
     assert "[tuning.md](tuning.md); this run trained the two-tower model with them." in (
         tmp_path / "metrics.md").read_text()
     write_report(tmp_path, ev, training={"config": {**defaults, "learning_rate": 0.01, "epochs": 3}})
-    assert "this run's two-tower configuration differs from them in `epochs`, `learning_rate`." in (
-        tmp_path / "metrics.md").read_text()
+    text = (tmp_path / "metrics.md").read_text()
+    assert "this run's two-tower configuration differs from them in `epochs`, `learning_rate`." in text
+    # the settings line names what differs, so a reader sees the run's values beside the link
+    assert "history length 100, temperature 0.2, target window 1, learning rate 0.01," in text
 
 
