@@ -21,7 +21,7 @@ def write_report(
 ) -> list[Path]:
     """Write ``metrics.json``, ``metrics.md``, ``comparison.png``, (with a history) ``training_curves.png`` and
     (when the training tuned its hyper-parameters) ``tuning.json`` and ``tuning.md``. ``run`` says how the report was
-    made (``command``, wall ``seconds``, ``cpus``), in both files."""
+    made (``command``, ``source``: the commit, wall ``seconds``, ``cpus``), in both files."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"model_version": model_version, **evaluation.to_dict()}
@@ -82,7 +82,10 @@ def _run_lines(run: dict[str, Any] | None) -> list[str]:
     if not run or not run.get("command"):
         return []
     minutes = float(run.get("seconds") or 0) / 60
-    return ["", f"Made by `{run['command']}` in {minutes:.1f} minutes of wall time on {run.get('cpus')} CPUs."]
+    source = run.get("source") or {}
+    at = (f" at commit `{source['commit']}`" + (" with local changes" if source.get("local_changes") else "")
+          if source.get("commit") else "")
+    return ["", f"Made by `{run['command']}`{at} in {minutes:.1f} minutes of wall time on {run.get('cpus')} CPUs."]
 
 
 def _seed_lines(evaluation: Evaluation) -> list[str]:

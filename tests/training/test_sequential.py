@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -193,5 +194,35 @@ def test_the_report_says_whether_the_run_trained_with_the_chosen_defaults(tmp_pa
     assert "this run's two-tower configuration differs from them in `epochs`, `learning_rate`." in text
     # the settings line names what differs, so a reader sees the run's values beside the link
     assert "history length 100, temperature 0.2, target window 1, learning rate 0.01," in text
+
+
+def test_the_report_names_the_commit_it_was_made_at(tmp_path: Path):
+    from training.cli import source_revision
+
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com",
+                               *arguments], capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "one")
+    head = git("rev-parse", "--short", "HEAD")
+    (repo / "scratch.txt").write_text("untracked files are not the code")
+    assert source_revision(repo) == {"commit": head, "local_changes": False}
+    (repo / "code.py").write_text("x = 2\n")
+    assert source_revision(repo) == {"commit": head, "local_changes": True}
+    assert source_revision(tmp_path / "missing") is None  # git fails: no commit, no error
+
+    ev = evaluate_all(chronological_split(chain_ratings(users=20)), list(range(1, N_ITEMS + 1)), {"name": "chains"},
+                      None, ("popularity",), log=lambda m: None)
+    run = {"command": "recs train --epochs 3", "source": source_revision(repo), "seconds": 90.0, "cpus": 2}
+    write_report(tmp_path / "report", ev, run=run)
+    assert (f"Made by `recs train --epochs 3` at commit `{head}` with local changes in 1.5 minutes of wall time on "
+            "2 CPUs.") in (tmp_path / "report" / "metrics.md").read_text()
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["run"] == run
 
 
