@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     up.add_argument("--data", default="data/ml-latest-small", help="MovieLens directory to train on")
     up.add_argument("--bundle", default="artifacts/bundle", help="model bundle directory (trained if missing)")
-    up.add_argument("--report", default="report", help="where training writes its report")
+    up.add_argument("--report", default="artifacts/report",
+                    help="where training writes its report (beside the bundle: report/ holds the committed reference "
+                         "run, which the quick start leaves alone)")
     up.add_argument("--store", default="artifacts/index", help="embedded index store to index into")
     up.add_argument("--bundles", default="artifacts/bundles/",
                     help="bundle root `recs retrain` publishes into: when the store serves a model found there, "

@@ -36,3 +36,14 @@ def test_recs_up_ends_with_the_page_address(movielens_bundle: Path, tmp_path: Pa
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_quick_start_leaves_the_committed_report_alone() -> None:
+    from recs.cli import build_parser
+
+    # `recs up` trains when there is no bundle: its report goes beside the bundle, where git ignores it, not over
+    # report/ (the reference run the README's table quotes)
+    args = build_parser().parse_args(["up"])
+    assert Path(args.report).parent == Path(args.bundle).parent == Path("artifacts")
+    assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", args.report]).returncode == 0
+    assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "report/metrics.md"]).returncode == 1
