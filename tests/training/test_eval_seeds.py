@@ -107,7 +107,9 @@ def test_recs_train_and_evaluate_retrain_the_served_configuration_per_seed(
     assert report["run"]["command"].endswith(" --eval-seeds 9,4 --baseline-users 30 " + " ".join(model))
     assert report["run"]["seconds"] > 0 and report["run"]["cpus"] >= 1
     assert report["run"]["source"] is None or len(report["run"]["source"]["commit"]) >= 7  # None outside a checkout
-    assert f"Made by `{report['run']['command']}` in " in md
+    source = report["run"]["source"]
+    at = f" at commit `{source['commit']}`" if source else ""  # the suite runs from a checkout in CI: with a commit
+    assert f"Made by `{report['run']['command']}`{at}" in md and " minutes of wall time on " in md
     assert runs["seeds"] == [9, 4] and set(runs["by_seed"]) == {"9", "4"}  # metrics.json sorts keys: the list orders
     assert set(report["seeds"]) == {MODEL_NAME}
     assert runs["by_seed"]["9"] == report["metrics"][MODEL_NAME]  # the bundle is the --seed run
