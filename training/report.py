@@ -78,7 +78,8 @@ def write_report(
 
 
 def _run_lines(run: dict[str, Any] | None) -> list[str]:
-    """One line on how the report was made: the command, its wall time and the machine's CPUs."""
+    """One line on how the report was made: the command, the commit (from a git checkout), its wall time and the
+    machine's CPUs."""
     if not run or not run.get("command"):
         return []
     minutes = float(run.get("seconds") or 0) / 60
