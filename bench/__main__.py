@@ -161,12 +161,9 @@ def machine() -> dict[str, Any]:
 
 
 def git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
+    from training.provenance import source_revision
 
-    return {"commit": git("rev-parse", "--short", "HEAD") or None,
-            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return source_revision(ROOT) or {"commit": None, "uncommitted_changes": False}
 
 
 # -- headline figures and tables ---------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -134,24 +133,11 @@ def _errors() -> tuple[type[Exception], ...]:
     return (DataError, BundleError, ValueError)
 
 
-def source_revision(directory: str | Path) -> dict[str, Any] | None:
-    """The git commit ``directory`` is checked out at (short hash) and whether tracked files differ from it, or
-    None outside a git checkout or without git (an installed package, a container image)."""
-    def git(*arguments: str) -> str:
-        return subprocess.run(["git", "-C", str(directory), *arguments], capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "local_changes": changed}
-
-
 def _run(args: argparse.Namespace, started: float) -> dict[str, Any]:
     """How the report was made: the command line (``recs.cli.main`` sets it), the code's commit when it runs from a
     git checkout, its wall time and the CPUs it had."""
+    from training.provenance import source_revision
+
     return {"command": getattr(args, "command_line", None), "source": source_revision(Path(__file__).parent),
             "seconds": round(time.monotonic() - started, 1), "cpus": os.cpu_count()}
 

@@ -84,8 +84,8 @@ def _run_lines(run: dict[str, Any] | None) -> list[str]:
         return []
     minutes = float(run.get("seconds") or 0) / 60
     source = run.get("source") or {}
-    at = (f" at commit `{source['commit']}`" + (" with local changes" if source.get("local_changes") else "")
-          if source.get("commit") else "")
+    changes = " with uncommitted changes" if source.get("uncommitted_changes") else ""
+    at = f" at commit `{source['commit']}`{changes}" if source.get("commit") else ""
     return ["", f"Made by `{run['command']}`{at} in {minutes:.1f} minutes of wall time on {run.get('cpus')} CPUs."]
 
 

@@ -197,7 +197,7 @@ def test_the_report_says_whether_the_run_trained_with_the_chosen_defaults(tmp_pa
 
 
 def test_the_report_names_the_commit_it_was_made_at(tmp_path: Path):
-    from training.cli import source_revision
+    from training.provenance import source_revision
 
     repo = tmp_path / "checkout"
     repo.mkdir()
@@ -212,17 +212,17 @@ def test_the_report_names_the_commit_it_was_made_at(tmp_path: Path):
     git("commit", "-qm", "one")
     head = git("rev-parse", "--short", "HEAD")
     (repo / "scratch.txt").write_text("untracked files are not the code")
-    assert source_revision(repo) == {"commit": head, "local_changes": False}
+    assert source_revision(repo) == {"commit": head, "uncommitted_changes": False}
     (repo / "code.py").write_text("x = 2\n")
-    assert source_revision(repo) == {"commit": head, "local_changes": True}
+    assert source_revision(repo) == {"commit": head, "uncommitted_changes": True}
     assert source_revision(tmp_path / "missing") is None  # git fails: no commit, no error
 
     ev = evaluate_all(chronological_split(chain_ratings(users=20)), list(range(1, N_ITEMS + 1)), {"name": "chains"},
                       None, ("popularity",), log=lambda m: None)
     run = {"command": "recs train --epochs 3", "source": source_revision(repo), "seconds": 90.0, "cpus": 2}
     write_report(tmp_path / "report", ev, run=run)
-    assert (f"Made by `recs train --epochs 3` at commit `{head}` with local changes in 1.5 minutes of wall time on "
-            "2 CPUs.") in (tmp_path / "report" / "metrics.md").read_text()
+    assert (f"Made by `recs train --epochs 3` at commit `{head}` with uncommitted changes in 1.5 minutes of wall "
+            "time on 2 CPUs.") in (tmp_path / "report" / "metrics.md").read_text()
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["run"] == run
 
 
