@@ -7,8 +7,8 @@ tampered file is refused with an error naming it.
 Layout::
 
     manifest.json      model version, dimension, history length, dataset, metrics, files
-    user_tower.npz     weights of the user tower (see core.towers.UserTower)
-    item_tower.npz     weights and feature vocabularies of the item tower
+    user_tower.npz     weights of the user tower (see core.towers.UserTower), or of each member of an ensemble
+    item_tower.npz     weights and feature vocabularies of the item tower (or of each member)
     catalog.json       [{movie_id, title, year, genres, popularity}, ...]
     movie_vectors.npy  float32 [len(catalog), dimension], row i is catalog[i]
 """
@@ -41,7 +41,7 @@ from core.manifest import (
     sha256_file,
 )
 from core.s3_bundle import fetch_bundle
-from core.towers import ItemTower, UserTower
+from core.towers import ItemEncoder, UserEncoder, load_item_tower, load_user_tower
 
 __all__ = [
     "CATALOG", "ITEM_TOWER", "MANIFEST", "MOVIE_VECTORS", "USER_TOWER", "Bundle", "BundleError", "Manifest",
@@ -90,10 +90,10 @@ class Bundle:
         _ = self.user_tower, self.item_tower, self.movie_vectors, self.catalog
 
     @cached_property
-    def user_tower(self) -> UserTower:
+    def user_tower(self) -> UserEncoder:
         path = self.file(USER_TOWER)
         try:
-            tower = UserTower.load(path)
+            tower = load_user_tower(path)
         except (TowerWeightsError, ValueError, OSError) as exc:
             raise BundleError(f"{path}: {exc}") from exc
         if tower.dimension != self.dimension or tower.history_length != self.manifest.history_length:
@@ -104,10 +104,10 @@ class Bundle:
         return tower
 
     @cached_property
-    def item_tower(self) -> ItemTower:
+    def item_tower(self) -> ItemEncoder:
         path = self.file(ITEM_TOWER)
         try:
-            tower = ItemTower.load(path)
+            tower = load_item_tower(path)
         except (TowerWeightsError, ValueError, OSError) as exc:
             raise BundleError(f"{path}: {exc}") from exc
         if tower.dimension != self.dimension:
@@ -166,8 +166,8 @@ def write_bundle(
     out_dir: str | os.PathLike[str],
     *,
     model_version: str,
-    user_tower: UserTower,
-    item_tower: ItemTower,
+    user_tower: UserEncoder,
+    item_tower: ItemEncoder,
     catalog: Sequence[Movie],
     movie_vectors: np.ndarray,
     extra: Mapping[str, Any] | None = None,

@@ -8,6 +8,13 @@ by one popularity column: the user vector carries ``[u / temperature, w_pop]``
 and the item vector ``[v, log_popularity]``, so one inner product gives the
 training logit ``u.v / temperature + w_pop * log_popularity``. The vector index
 therefore uses the inner-product space.
+
+An *ensemble* (``EnsembleUserTower``, ``EnsembleItemTower``) serves several such models trained from
+different seeds as one: its vectors are the members' normalised parts side by side and one popularity
+column, ``[u_1 / T, ..., u_n / T, w_1 + ... + w_n]`` and ``[v_1, ..., v_n, log_popularity]``, so one
+inner product is the sum of the members' logits. The last column is the popularity column for every
+bundle. ``load_user_tower`` and ``load_item_tower`` return whichever a file holds; the serving path,
+the indexer and the evaluation see the interfaces ``UserEncoder`` and ``ItemEncoder`` only.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -70,7 +77,53 @@ MASKED = -1e9
 """Added to the attention score of a padding key: its weight is exactly 0 in float32 (never -inf: a row
 without any valid key, an empty history, then averages identical padding vectors instead of making NaN)."""
 USER_TOWER_TYPES = ("pooling", "attention", "gru")
-"""The user tower types a bundle may hold (``tower_type`` in ``user_tower.npz``; absent = pooling)."""
+"""The user tower types a bundle may hold (``tower_type`` in ``user_tower.npz``; absent = pooling); an ensemble's
+members are each of one of them."""
+ENSEMBLE = "ensemble"
+"""``tower_type`` of an ensemble's ``user_tower.npz`` and ``item_tower.npz`` (its members' arrays are prefixed
+``member<i>.``)."""
+
+
+class UserEncoder(Protocol):
+    """What serving, evaluation and the bundle use of a user tower: one tower (``UserTower`` and its sequence-aware
+    subclasses) or an ensemble of them (``EnsembleUserTower``)."""
+
+    @property
+    def movie_ids(self) -> np.ndarray: ...
+
+    @property
+    def history_length(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def tower_type(self) -> str: ...
+
+    def knows(self, movie_id: int) -> bool: ...
+
+    def forward(self, slots: np.ndarray, buckets: np.ndarray) -> np.ndarray: ...
+
+    def encode_batch(self, histories: Sequence[Sequence[tuple[int, float | None]]]) -> np.ndarray: ...
+
+    def encode(self, history: Sequence[tuple[int, float | None]]) -> np.ndarray: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+
+class ItemEncoder(Protocol):
+    """What the indexer, training and the bundle use of an item tower: one (``ItemTower``) or an ensemble
+    (``EnsembleItemTower``)."""
+
+    @property
+    def spec(self) -> ItemFeatureSpec: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, movies: Sequence[Movie], batch_size: int = 4096) -> np.ndarray: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
 
 
 def user_tower_type(weights: Mapping[str, np.ndarray]) -> str:
@@ -472,10 +525,205 @@ class ItemTower:
 
     def encode(self, movies: Sequence[Movie], batch_size: int = 4096) -> np.ndarray:
         """Index vectors ``[len(movies), dimension]``: the tower output plus ``log(1 + popularity)``."""
-        out = np.empty((len(movies), self.dimension), dtype=np.float32)
-        for start in range(0, len(movies), batch_size):
-            chunk = movies[start : start + batch_size]
-            inputs = self.spec.encode(chunk)
-            out[start : start + len(chunk), :-1] = self.forward(**inputs)
-            out[start : start + len(chunk), -1] = log_popularity([m.popularity for m in chunk])
-        return out
+        return _encode_items((self,), movies, batch_size)
+
+
+def _encode_items(members: Sequence[ItemTower], movies: Sequence[Movie], batch_size: int) -> np.ndarray:
+    """``[len(movies), sum(d_i - 1) + 1]``: each member's normalised output side by side, then ``log(1 +
+    popularity)``; the features are encoded once per chunk of ``batch_size`` movies (the members share them)."""
+    spec = members[0].spec
+    widths = [m.dimension - 1 for m in members]
+    out = np.empty((len(movies), sum(widths) + 1), dtype=np.float32)
+    for start in range(0, len(movies), batch_size):
+        chunk = movies[start : start + batch_size]
+        rows = slice(start, start + len(chunk))
+        inputs = spec.encode(chunk)
+        col = 0
+        for member, width in zip(members, widths, strict=True):
+            out[rows, col : col + width] = member.forward(**inputs)
+            col += width
+        out[rows, -1] = log_popularity([m.popularity for m in chunk])
+    return out
+
+
+def _member_arrays(members: Sequence[UserTower | ItemTower]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"tower_type": np.asarray(ENSEMBLE), "members": np.int32(len(members))}  # type: ignore[dict-item]
+    for i, member in enumerate(members):
+        out.update({f"member{i}.{name}": value for name, value in member.arrays().items()})
+    return out
+
+
+def _member_weights(weights: Mapping[str, np.ndarray], source: str) -> list[dict[str, np.ndarray]]:
+    """An ensemble file's arrays split per member (``member<i>.`` prefixes); ``TowerWeightsError`` unless it holds
+    ``members`` of at least 2 and each member's arrays."""
+    count = int(_require(weights, "members", source))
+    if count < 2:
+        raise TowerWeightsError(f"{source}: an ensemble of {count} member(s); it needs at least 2")
+    members: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
+    for key, value in weights.items():
+        head, dot, name = key.partition(".")
+        if dot and head.startswith("member") and head[6:].isdigit() and int(head[6:]) < count:
+            members[int(head[6:])][name] = value
+    for i, arrays in enumerate(members):
+        if not arrays:
+            raise TowerWeightsError(f"{source}: ensemble member {i} has no arrays")
+    return members
+
+
+@dataclass(frozen=True)
+class EnsembleUserTower:
+    """User towers trained from different seeds, served as one: the vector is the members' ``u / temperature``
+    parts side by side and one popularity weight, their sum (``dimension`` = the members' parts + 1), so its inner
+    product with an ``EnsembleItemTower`` vector is the sum of the members' logits. The members read the same
+    history (same movie vocabulary and history length); each may be of any tower type."""
+
+    members: tuple[UserTower, ...]
+
+    TOWER_TYPE: ClassVar[str] = ENSEMBLE
+
+    def __post_init__(self) -> None:
+        self._check_members("user tower ensemble")
+
+    def _check_members(self, source: str) -> None:
+        if len(self.members) < 2:
+            raise TowerWeightsError(f"{source}: an ensemble needs at least 2 members, got {len(self.members)}")
+        first = self.members[0]
+        for i, member in enumerate(self.members[1:], 1):
+            if member.history_length != first.history_length or not np.array_equal(member.movie_ids, first.movie_ids):
+                raise TowerWeightsError(f"{source}: member {i} reads another history than member 0 (movie ids or "
+                                        "history length differ)")
+
+    @classmethod
+    def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "user tower") -> EnsembleUserTower:
+        members = tuple(UserTower.from_arrays(arrays, f"{source} (member {i})")
+                        for i, arrays in enumerate(_member_weights(weights, source)))
+        return cls(members)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _member_arrays(self.members)
+
+    @property
+    def tower_type(self) -> str:
+        return ENSEMBLE
+
+    @property
+    def member_types(self) -> list[str]:
+        return [m.tower_type for m in self.members]
+
+    @property
+    def movie_ids(self) -> np.ndarray:
+        return self.members[0].movie_ids
+
+    @property
+    def history_length(self) -> int:
+        return self.members[0].history_length
+
+    @property
+    def dimension(self) -> int:
+        return sum(m.dimension - 1 for m in self.members) + 1
+
+    def knows(self, movie_id: int) -> bool:
+        return self.members[0].knows(movie_id)
+
+    def forward(self, slots: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+        """Every member on the same prepared inputs (``[batch, history_length]``), side by side."""
+        outputs = [m.forward(slots, buckets) for m in self.members]
+        popularity = np.sum([o[:, -1:] for o in outputs], axis=0)
+        return np.concatenate([o[:, :-1] for o in outputs] + [popularity], axis=1).astype(np.float32)
+
+    def encode_batch(self, histories: Sequence[Sequence[tuple[int, float | None]]]) -> np.ndarray:
+        slots, buckets = history_inputs(self.movie_ids, histories, self.history_length)
+        return self.forward(slots, buckets)
+
+    def encode(self, history: Sequence[tuple[int, float | None]]) -> np.ndarray:
+        """One user's vector from ``(movie_id, rating)`` pairs, oldest first."""
+        return self.encode_batch([history])[0]
+
+
+@dataclass(frozen=True)
+class EnsembleItemTower:
+    """The item towers of an ensemble (``EnsembleUserTower``): a movie's vector is the members' normalised outputs
+    side by side, then ``log(1 + popularity)`` once. The members share the feature vocabularies (``spec``)."""
+
+    members: tuple[ItemTower, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.members) < 2:
+            raise TowerWeightsError(f"item tower ensemble: needs at least 2 members, got {len(self.members)}")
+        first = self.members[0].spec
+        for i, member in enumerate(self.members[1:], 1):
+            spec = member.spec
+            if (spec.genres, spec.tokens, spec.year_center, spec.year_scale) != (
+                    first.genres, first.tokens, first.year_center, first.year_scale) or not np.array_equal(
+                    spec.movie_ids, first.movie_ids):
+                raise TowerWeightsError(f"item tower ensemble: member {i} has other feature vocabularies than member 0")
+
+    @classmethod
+    def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "item tower") -> EnsembleItemTower:
+        members = tuple(ItemTower.from_arrays(arrays, f"{source} (member {i})")
+                        for i, arrays in enumerate(_member_weights(weights, source)))
+        try:
+            return cls(members)
+        except TowerWeightsError as exc:
+            raise TowerWeightsError(f"{source}: {exc}") from None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _member_arrays(self.members)
+
+    @property
+    def spec(self) -> ItemFeatureSpec:
+        return self.members[0].spec
+
+    @property
+    def dimension(self) -> int:
+        return sum(m.dimension - 1 for m in self.members) + 1
+
+    def encode(self, movies: Sequence[Movie], batch_size: int = 4096) -> np.ndarray:
+        """Index vectors ``[len(movies), dimension]``: the members' outputs, then ``log(1 + popularity)``."""
+        return _encode_items(self.members, movies, batch_size)
+
+
+def _is_ensemble(weights: Mapping[str, np.ndarray]) -> bool:
+    return "tower_type" in weights and str(np.asarray(weights["tower_type"])) == ENSEMBLE
+
+
+def user_tower_from_arrays(weights: Mapping[str, np.ndarray], source: str = "user tower") -> UserEncoder:
+    """The user tower (or ensemble) the arrays describe."""
+    if _is_ensemble(weights):
+        return EnsembleUserTower.from_arrays(weights, source)
+    return UserTower.from_arrays(weights, source)
+
+
+def item_tower_from_arrays(weights: Mapping[str, np.ndarray], source: str = "item tower") -> ItemEncoder:
+    """The item tower (or ensemble) the arrays describe (``tower_type`` ``ensemble``; absent: one tower)."""
+    if _is_ensemble(weights):
+        return EnsembleItemTower.from_arrays(weights, source)
+    return ItemTower.from_arrays(weights, source)
+
+
+def load_user_tower(path: str | Path) -> UserEncoder:
+    """``user_tower.npz``: one user tower of its recorded type, or an ensemble."""
+    with np.load(path, allow_pickle=False) as npz:
+        return user_tower_from_arrays(dict(npz), source=str(path))
+
+
+def load_item_tower(path: str | Path) -> ItemEncoder:
+    """``item_tower.npz``: one item tower, or an ensemble."""
+    with np.load(path, allow_pickle=False) as npz:
+        return item_tower_from_arrays(dict(npz), source=str(path))
+
+
+def ensemble_user_tower(members: Sequence[UserEncoder]) -> UserEncoder:
+    """One member: itself; more: their ``EnsembleUserTower`` (``TowerWeightsError`` if a member is an ensemble)."""
+    singles = [m for m in members if isinstance(m, UserTower)]
+    if len(singles) != len(members):
+        raise TowerWeightsError("an ensemble's members are single user towers")
+    return singles[0] if len(singles) == 1 else EnsembleUserTower(tuple(singles))
+
+
+def ensemble_item_tower(members: Sequence[ItemEncoder]) -> ItemEncoder:
+    """One member: itself; more: their ``EnsembleItemTower`` (``TowerWeightsError`` if a member is an ensemble)."""
+    singles = [m for m in members if isinstance(m, ItemTower)]
+    if len(singles) != len(members):
+        raise TowerWeightsError("an ensemble's members are single item towers")
+    return singles[0] if len(singles) == 1 else EnsembleItemTower(tuple(singles))

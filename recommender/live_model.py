@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from core.bundle import Bundle
 from core.errors import BundleError
-from core.towers import UserTower
+from core.towers import UserEncoder
 from recommender.errors import ModelMismatchError
 from recommender.ports import VectorIndex
 
@@ -44,7 +44,7 @@ class ServingModel:
     """A user tower with its model version; ``fallback`` builds the bundle's popularity index (lazily)."""
 
     version: str
-    tower: UserTower
+    tower: UserEncoder
     bundle: Bundle | None = None
     fallback: Callable[[], VectorIndex] | None = None
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from core.features import Movie
 from core.title_search import title_terms
-from core.towers import UserTower
+from core.towers import UserEncoder
 from recommender.answer_cache import AnswerCache
 from recommender.answers import Health, HistoryItem, MovieSearch, RecommendationQuery, Recommendations, SimilarMovies
 from recommender.errors import IndexUnavailableError, ModelMismatchError, MovieNotFoundError
@@ -64,7 +64,7 @@ class RecommendationService:
         index: VectorIndex,
         cache: Cache,
         model_version: str | None = None,
-        user_tower: UserTower | None = None,
+        user_tower: UserEncoder | None = None,
         models: LiveModel | None = None,
         cache_ttl_seconds: int = 300,
         fallback: Callable[[], VectorIndex] | None = None,
@@ -91,7 +91,7 @@ class RecommendationService:
         return None if model is None else model.version
 
     @property
-    def tower(self) -> UserTower | None:
+    def tower(self) -> UserEncoder | None:
         model = self.models.current()
         return None if model is None else model.tower
 

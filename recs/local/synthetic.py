@@ -13,7 +13,7 @@ import numpy as np
 
 from core.bundle import Bundle, write_bundle
 from core.features import ItemFeatureSpec, Movie
-from core.towers import ItemTower, UserTower
+from core.towers import ItemTower, UserTower, ensemble_item_tower, ensemble_user_tower
 
 GENRES = (
     "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
@@ -85,10 +85,14 @@ def write_synthetic_bundle(
     history_length: int = 20,
     seed: int = 0,
     model_version: str | None = None,
+    members: int = 1,
 ) -> Bundle:
-    """A complete, valid bundle with random weights over a synthetic catalog."""
+    """A complete, valid bundle with random weights over a synthetic catalog; ``members`` above 1: an ensemble of
+    that many random models (seeds ``seed``, ``seed + 1``, ...; ``dimension`` is each member's)."""
     catalog = synthetic_catalog(n_movies, seed)
-    user, item = synthetic_towers(catalog, dimension, history_length, seed)
+    towers = [synthetic_towers(catalog, dimension, history_length, seed + i) for i in range(members)]
+    user = ensemble_user_tower([u for u, _ in towers])
+    item = ensemble_item_tower([i for _, i in towers])
     vectors = item.encode(catalog)
     return write_bundle(
         Path(out_dir),
