@@ -204,18 +204,28 @@ def build_savedmodel(bundle_dir: Path, out: Path) -> tuple[Path, Path, float]:
 
     from core.bundle import open_bundle
     from core.features import history_inputs
+    from core.towers import EnsembleUserTower
 
     tower = open_bundle(bundle_dir).user_tower
-    weights = {name: tf.constant(value) for name, value in tower.arrays().items() if name != "movie_ids"}
+    members = list(tower.members) if isinstance(tower, EnsembleUserTower) else [tower]
+    if any(m.tower_type != "pooling" for m in members):
+        raise SystemExit("the TensorFlow comparison rebuilds pooling user towers only (--skip-tensorflow)")
+    weights = [{name: tf.constant(value) for name, value in m.arrays().items() if name not in ("movie_ids",
+                                                                                               "tower_type")}
+               for m in members]
 
-    class UserTowerModule(tf.Module):  # the forward pass of core.towers.UserTower, in TensorFlow
+    class UserTowerModule(tf.Module):  # the forward pass of core.towers.UserTower (each member's), in TensorFlow
         def __init__(self) -> None:
             super().__init__()
-            self.w = {k: tf.Variable(v, trainable=False, name=k) for k, v in weights.items()}
+            self.w = [{k: tf.Variable(v, trainable=False, name=f"m{i}_{k}") for k, v in member.items()}
+                      for i, member in enumerate(weights)]
 
         @tf.function(input_signature=[tf.TensorSpec([None, tower.history_length], tf.int32)] * 2)
         def serve(self, slots: tf.Tensor, buckets: tf.Tensor) -> tf.Tensor:
-            w = self.w
+            outputs = [self.member(w, slots, buckets) for w in self.w]  # side by side, popularity weights summed
+            return tf.concat([o[:, :-1] for o in outputs] + [tf.add_n([o[:, -1:] for o in outputs])], axis=1)
+
+        def member(self, w: dict[str, tf.Variable], slots: tf.Tensor, buckets: tf.Tensor) -> tf.Tensor:
             mask = tf.cast(slots > 0, tf.float32)
             emb = tf.gather(w["history_embedding"], slots)
             logits = w["position_logit"][None, :] + tf.gather(w["rating_logit"], buckets)
@@ -374,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--skip-tensorflow", action="store_true")
     parser.add_argument("--import-runs", type=int, default=3, help="runs under -X importtime for the breakdown")
-    parser.add_argument("--towers", default="pooling,attention,gru",
+    parser.add_argument("--towers", default="pooling,attention,gru,ensemble",
                         help="user-tower types whose handler cold start is measured side by side ('' to skip)")
     args = parser.parse_args(argv)
     towers = [t for t in args.towers.split(",") if t]

@@ -112,9 +112,22 @@ def real_size_user_tower(kind: str, movie_ids: np.ndarray, seed: int = 0) -> Any
     )
 
 
+ENSEMBLE_KIND = "ensemble"
+"""The ``--towers`` kind that is an ensemble of ``ensemble_members()`` pooling towers (``TrainConfig.members``)."""
+
+
+def ensemble_members() -> int:
+    """How many pooling members the ``ensemble`` kind has: ``TrainConfig().members``, at least 2."""
+    from training.config import TrainConfig
+
+    return max(2, TrainConfig().members)
+
+
 def write_tower_bundles(root: Path, kinds: list[str], n_movies: int, seed: int = 2) -> dict[str, Path]:
-    """One bundle per user-tower type over the same synthetic catalog and item tower (``TrainConfig``'s sizes)."""
+    """One bundle per user-tower type over the same synthetic catalog and item tower (``TrainConfig``'s sizes); the
+    ``ensemble`` kind has ``ensemble_members()`` pooling members and as many item towers."""
     from core.bundle import write_bundle
+    from core.towers import ensemble_item_tower, ensemble_user_tower
     from recs.local.synthetic import synthetic_catalog, synthetic_towers
     from training.config import TrainConfig
 
@@ -124,9 +137,17 @@ def write_tower_bundles(root: Path, kinds: list[str], n_movies: int, seed: int =
     vectors = item.encode(catalog)
     out = {}
     for kind in kinds:
-        user = real_size_user_tower(kind, item.spec.movie_ids, seed)
+        if kind == ENSEMBLE_KIND:
+            n = ensemble_members()
+            user: Any = ensemble_user_tower([real_size_user_tower("pooling", item.spec.movie_ids, seed + i)
+                                             for i in range(n)])
+            others = [synthetic_towers(catalog, cfg.dimension, cfg.history_length, seed + i)[1] for i in range(1, n)]
+            items: Any = ensemble_item_tower([item, *others])
+            kind_vectors = items.encode(catalog)
+        else:
+            user, items, kind_vectors = real_size_user_tower(kind, item.spec.movie_ids, seed), item, vectors
         bundle = write_bundle(root / f"bundle-{kind}", model_version=f"synthetic-{kind}-{n_movies}", user_tower=user,
-                              item_tower=item, catalog=catalog, movie_vectors=vectors,
+                              item_tower=items, catalog=catalog, movie_vectors=kind_vectors,
                               extra={"dataset": {"name": "synthetic", "movies": n_movies}})
         out[kind] = bundle.path
     return out
@@ -141,14 +162,18 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
     from recommender.settings import ServiceSettings
     from training.config import TrainConfig
 
-    defaults = TrainConfig()
-    dimension, longest = defaults.dimension, defaults.history_length
+    longest = TrainConfig().history_length
     bundles = write_tower_bundles(work / "towers", kinds, TOWER_MOVIES)
-    store_root = work / "store-towers"
     catalog, popularity = synthetic_store_catalog(TOWER_MOVIES, seed=7)
-    store = EmbeddedStore(store_root)
-    store.write_index("bench-towers", catalog, vectors_for(popularity, dimension, 7), "synthetic-towers")
-    store.publish("bench-towers")
+    stores: dict[int, Path] = {}  # one index per vector size (an ensemble's vectors are wider)
+    for kind in kinds:
+        dimension = open_bundle(bundles[kind]).dimension
+        if dimension not in stores:
+            stores[dimension] = work / f"store-towers-{dimension}"
+            store = EmbeddedStore(stores[dimension])
+            store.write_index("bench-towers", catalog, vectors_for(popularity, dimension, 7), "synthetic-towers")
+            store.publish("bench-towers")
+    store_of = {kind: stores[open_bundle(bundles[kind]).dimension] for kind in kinds}
     handler: dict[str, list[float]] = {k: [] for k in kinds}
     alone: dict[str, list[float]] = {k: [] for k in kinds}
 
@@ -159,7 +184,7 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
     for _ in range(rounds):
         for kind in kinds:
             composition.configure(ServiceSettings.from_env(env={}, bundle=str(bundles[kind]),
-                                                           embedded_store=str(store_root)))
+                                                           embedded_store=str(store_of[kind])))
             composition.get_container()
             events = [event_for({"history": history(), "k": 10}, template) for _ in range(requests + 10)]
             with quiet_stderr():
@@ -279,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement (1M: a third)")
     parser.add_argument("--dimension", type=int, default=32)
-    parser.add_argument("--towers", default="pooling,attention,gru",
+    parser.add_argument("--towers", default="pooling,attention,gru,ensemble",
                         help="user-tower types to compare on warm misses ('' to skip)")
     parser.add_argument("--tower-requests", type=int, default=200, help="requests per tower and round")
     parser.add_argument("--tower-rounds", type=int, default=3)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from core.towers import UserTower
+from core.towers import UserEncoder
 from training.sequences import catalog_rows, encode_sequences, user_histories
 from training.split import Split
 
@@ -140,7 +140,7 @@ def evaluate(
 
 
 def served_scorer(
-    user_tower: UserTower, vectors: np.ndarray, split: Split, lengths: np.ndarray | None = None
+    user_tower: UserEncoder, vectors: np.ndarray, split: Split, lengths: np.ndarray | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Scores of the served path: the numpy user tower on each history, inner product with the vectors.
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.bundle import Bundle, open_bundle
-from core.towers import UserTower
+from core.towers import UserEncoder
 from training.baselines import DEFAULT_MAX_ITEMS, EASE, Gram, ItemKNN, Popularity
 from training.config import TrainConfig
 from training.evaluation import METRICS, EvalSet, per_user_metrics, served_scorer, summarize
@@ -138,7 +138,7 @@ def evaluate_all(
     split: Split,
     catalog_ids: Sequence[int],
     dataset: dict[str, Any],
-    served: tuple[UserTower, np.ndarray] | None,
+    served: tuple[UserEncoder, np.ndarray] | None,
     baselines: Sequence[str] = DEFAULT_BASELINES,
     ease_lambda: float | None = None,
     log: Callable[[str], None] = print,
@@ -148,7 +148,7 @@ def evaluate_all(
     progress: bool | None = None,
     sequential: dict[str, SequentialConfig] | None = None,
     eval_seeds: Sequence[int] = (),
-    retrain: Callable[[int], tuple[UserTower, np.ndarray]] | None = None,
+    retrain: Callable[[int], tuple[UserEncoder, np.ndarray]] | None = None,
     served_seed: int | None = None,
 ) -> Evaluation:
     """The served path on every test user; the baselines on every test user too, or, above
@@ -402,7 +402,7 @@ def run_evaluation(
     served_seed = None
     if bundle is not None:
         catalog_ids = [m.movie_id for m in bundle.catalog]
-        served: tuple[UserTower, np.ndarray] | None = (bundle.user_tower, bundle.movie_vectors)
+        served: tuple[UserEncoder, np.ndarray] | None = (bundle.user_tower, bundle.movie_vectors)
         if eval_seeds:
             config = bundle_config(bundle)
             retrain, served_seed = retrainer(data, split, config, catalog_ids, progress, log), config.seed
@@ -444,7 +444,7 @@ def bundle_config(bundle: Bundle) -> TrainConfig:
 def retrainer(
     data: Dataset, split: Split, config: TrainConfig, catalog_ids: Sequence[int], progress: bool | None,
     log: Callable[[str], None],
-) -> Callable[[int], tuple[UserTower, np.ndarray]]:
+) -> Callable[[int], tuple[UserEncoder, np.ndarray]]:
     """``retrain(seed)``: ``config`` trained again from ``seed`` on ``split`` -> its numpy user tower and catalog
     vectors, in ``catalog_ids``' order (the evaluation's columns). ``ValueError`` at once, before any training, when
     ``data``'s catalog (the one a training exports) is not ``catalog_ids`` (a bundle of another data set)."""
@@ -454,7 +454,7 @@ def retrainer(
         raise ValueError("--eval-seeds: the bundle's catalog is not --data's movies (a bundle of another data set?), "
                          "so its configuration cannot retrain on this data")
 
-    def retrain(seed: int) -> tuple[UserTower, np.ndarray]:
+    def retrain(seed: int) -> tuple[UserEncoder, np.ndarray]:
         other = train_two_tower(data, split, replace(config, seed=seed), progress=progress, log=log)
         return other.user_tower, other.vectors
 

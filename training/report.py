@@ -73,7 +73,8 @@ def write_report(
     (out / "metrics.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     _plot_comparison(out / "comparison.png", evaluation)
     if history:
-        _plot_history(out / "training_curves.png", history, ((training or {}).get("validation") or {}).get("users"))
+        _plot_history(out / "training_curves.png", history, ((training or {}).get("validation") or {}).get("users"),
+                      len((training or {}).get("members") or []))
     return written
 
 
@@ -132,7 +133,10 @@ def _settings_lines(evaluation: Evaluation, training: dict[str, Any] | None, out
     if training and training.get("config"):
         cfg = training["config"]
         val = (training.get("validation") or {}).get("metrics") or {}
-        lines += ["", f"Two-tower: `{cfg.get('user_tower', 'pooling')}` user tower, history length "
+        members = training.get("members") or []
+        ensemble = (f"an ensemble of {len(members)} models (seeds {', '.join(str(m['seed']) for m in members)}), "
+                    "each with a " if members else "")
+        lines += ["", f"Two-tower: {ensemble}`{cfg.get('user_tower', 'pooling')}` user tower, history length "
                   f"{cfg.get('history_length')}, temperature {cfg.get('temperature')}, target window "
                   f"{cfg.get('target_window')}, learning rate {cfg.get('learning_rate')}, {_epochs_text(training)} "
                   f"({training.get('seconds')} s of training)"
@@ -195,9 +199,10 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
     plt.close(fig)
 
 
-def _plot_history(path: Path, history: dict[str, list[float]], validation_users: int | None = None) -> None:
+def _plot_history(path: Path, history: dict[str, list[float]], validation_users: int | None = None,
+                  members: int = 0) -> None:
     """The loss and, when the training had validation users, their Recall@10 per epoch (the label says how many:
-    on a small set the curve is noisy)."""
+    on a small set the curve is noisy); for an ensemble of ``members``, the members' means (the title says so)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,6 +218,8 @@ def _plot_history(path: Path, history: dict[str, list[float]], validation_users:
         label = "validation recall@10" + (f" ({validation_users:,} users)" if validation_users else "")
         ax2.plot(epochs, history.get("val_recall@10", []), "s--", color="#d1495b", label=label)
         ax2.set_ylabel("validation recall@10")
+    if members > 1:
+        ax1.set_title(f"mean of the ensemble's {members} members", fontsize=9, pad=24)
     fig.legend(loc="upper center", ncols=2, fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -20,7 +20,15 @@ import scipy.sparse as sp
 
 from core.bundle import Bundle, write_bundle
 from core.features import ITEM_INPUTS, ItemFeatureSpec, Movie
-from core.towers import ItemTower, UserTower, log_popularity
+from core.towers import (
+    ItemEncoder,
+    ItemTower,
+    UserEncoder,
+    UserTower,
+    ensemble_item_tower,
+    ensemble_user_tower,
+    log_popularity,
+)
 from training.config import TrainConfig
 from training.early_stopping import early_stopping
 from training.evaluation import served_scorer
@@ -48,14 +56,16 @@ EVAL_CHUNK = 512
 class TrainedModel:
     """The exported numpy towers, the catalog with training popularity, and its vectors."""
 
-    user_tower: UserTower
-    item_tower: ItemTower
+    user_tower: UserEncoder
+    item_tower: ItemEncoder
     catalog: list[Movie]
     vectors: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     keras_towers: tuple[Any, Any] | None = field(default=None, repr=False)
-    """The trained Keras user and item tower layers (for parity checks); not exported."""
+    """The trained Keras user and item tower layers (for parity checks; a single model's); not exported."""
+    validation_split: ValidationSplit | None = field(default=None, repr=False)
+    """The users whose latest history was held out (``info["validation"]`` describes it); not exported."""
 
 
 def _seed_everything(seed: int, deterministic_ops: bool) -> None:
@@ -113,8 +123,86 @@ def train_two_tower(
     log: Callable[[str], None] = print,
     stages: Stages | None = None,
 ) -> TrainedModel:
-    """Train on the history part of ``split`` (validation users hold out their latest 10%)."""
+    """Train on the history part of ``split`` (validation users hold out their latest 10%): one model, or with
+    ``members`` above 1 that many from seeds ``seed``, ``seed + 1``, ..., served as one ensemble
+    (:func:`train_ensemble`)."""
     cfg = config or TrainConfig()
+    if cfg.members > 1:
+        return train_ensemble(data, split, cfg, progress=progress, log=log, stages=stages)
+    return _train_member(data, split, cfg, progress=progress, log=log, stages=stages)
+
+
+def train_ensemble(
+    data: Dataset,
+    split: Split,
+    config: TrainConfig,
+    progress: bool | None = None,
+    log: Callable[[str], None] = print,
+    stages: Stages | None = None,
+) -> TrainedModel:
+    """``config.members`` models of ``config`` from seeds ``seed + i``, one after the other (only one is in memory
+    while it trains), combined into an ``EnsembleUserTower`` / ``EnsembleItemTower`` and its catalog vectors.
+
+    Every member holds out the validation users drawn with ``config.seed`` (member 0's: a member draws its own as a
+    single run of its seed would, so member 0 is the single model of ``config.seed``, then uses member 0's), so
+    the ensemble's validation figures are on items no member trained on. The ensemble's ``history`` is the
+    members' mean per epoch; ``info["members"]`` keeps each member's seed, best epoch, time and validation figures,
+    and ``info["best_epoch"]`` is the members' mean best epoch rounded half up."""
+    started = time.perf_counter()
+    trained: list[TrainedModel] = []
+    val: ValidationSplit | None = None
+    for i in range(config.members):
+        seed = config.seed + i
+        log(f"training member {i + 1} of {config.members} (seed {seed})")
+        member = _train_member(data, split, replace(config, seed=seed, members=1), progress=progress, log=log,
+                               stages=stages, val=val)
+        member.keras_towers = None  # not exported; frees the Keras layers before the next member
+        val = member.validation_split
+        trained.append(member)
+    assert val is not None
+    user_tower = ensemble_user_tower([m.user_tower for m in trained])
+    item_tower = ensemble_item_tower([m.item_tower for m in trained])
+    catalog = trained[0].catalog
+    vectors = item_tower.encode(catalog)
+    catalog_ids = np.asarray([m.movie_id for m in catalog], dtype=np.int64)
+    validation = served_validation(split, val, user_tower, vectors, catalog_ids) if val.users.size else {}
+    best_epochs = [int(m.info["best_epoch"]) for m in trained]
+    info = {
+        **{k: v for k, v in trained[0].info.items() if k not in ("seconds", "history", "validation")},
+        "config": config.to_dict(),
+        "best_epoch": int(np.floor(np.mean(best_epochs) + 0.5)),
+        "epochs_run": max(int(m.info["epochs_run"]) for m in trained),
+        "seconds": round(time.perf_counter() - started, 1),
+        "parity_max_abs_diff": max(float(m.info["parity_max_abs_diff"]) for m in trained),
+        "validation": {**val.to_dict(), "metrics": validation},
+        "members": [{"seed": config.seed + i, "best_epoch": m.info["best_epoch"], "epochs_run": m.info["epochs_run"],
+                     "seconds": m.info["seconds"], "validation": m.info["validation"]["metrics"]}
+                    for i, m in enumerate(trained)],
+    }
+    return TrainedModel(user_tower, item_tower, catalog, vectors, _mean_history([m.history for m in trained]), info)
+
+
+def _mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """Per key, the mean over the members that ran each epoch (early stopping may end members at different
+    epochs)."""
+    out: dict[str, list[float]] = {}
+    for key in histories[0]:
+        runs = [h.get(key, []) for h in histories]
+        out[key] = [float(np.mean([r[e] for r in runs if e < len(r)])) for e in range(max(len(r) for r in runs))]
+    return out
+
+
+def _train_member(
+    data: Dataset,
+    split: Split,
+    cfg: TrainConfig,
+    progress: bool | None = None,
+    log: Callable[[str], None] = print,
+    stages: Stages | None = None,
+    val: ValidationSplit | None = None,
+) -> TrainedModel:
+    """One model of ``cfg`` (its ``members`` is not read); ``val``: hold out these validation users instead of the
+    ones drawn with ``cfg.seed`` (the draw still happens, so the run's random stream is a single run's)."""
     stage = stages or Stages()
     progress = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
@@ -137,7 +225,8 @@ def train_two_tower(
         log_pop = log_popularity(popularity)
 
         # Validation users: their last 10% of history (at least one) are held out, scored after every epoch.
-        val = validation_split(split.n_history, cfg.validation_users, rng)
+        drawn = validation_split(split.n_history, cfg.validation_users, rng)
+        val = drawn if val is None else val
         n_hist, limit, val_users = val.n_history, val.limit, val.users
         n_val = int(val_users.shape[0])
 
@@ -234,10 +323,10 @@ def train_two_tower(
         "parity_max_abs_diff": diff,
         "validation": {**val.to_dict(), "metrics": validation},
     }
-    return TrainedModel(user_tower, item_tower, catalog, vectors, history, info, (user_layer, item_layer))
+    return TrainedModel(user_tower, item_tower, catalog, vectors, history, info, (user_layer, item_layer), val)
 
 
-def served_validation(split: Split, val: ValidationSplit, user_tower: UserTower, vectors: np.ndarray,
+def served_validation(split: Split, val: ValidationSplit, user_tower: UserEncoder, vectors: np.ndarray,
                       catalog_ids: np.ndarray) -> dict[str, float]:
     """The served path (numpy user tower, exported vectors) on the validation users: the figures the tuning
     compares (``training.validation``), ranked like the test with the training prefix as the history."""

@@ -173,8 +173,9 @@ def test_the_two_tower_default_epochs_are_the_chosen_configurations_mean_best_ep
     runs = {}  # the default configuration's trials in every two-tower section (three seeds each), each trial once
     for name, section in record.items():  # (a section may list another section's trial again to compare with it)
         for trial in section["trials"] if name.startswith("two-tower") else []:
-            settings = {k: v for k, v in {**section.get("base", {}), **trial["params"]}.items()
-                        if k not in TRIAL_SETTINGS}  # what the trial trained with, but for seed and epochs
+            settings = {k: v for k, v in {"members": 1, **section.get("base", {}), **trial["params"]}.items()
+                        if k not in TRIAL_SETTINGS}  # what the trial trained with, but for seed and epochs (a
+            # record from before ensembles trained one model)
             if all(default[k] == v for k, v in settings.items()) and "by_seed" in trial:
                 runs[json.dumps(trial["by_seed"], sort_keys=True)] = trial["best_epoch"]
     best_epochs = [e for epochs in runs.values() for e in epochs]

@@ -21,6 +21,9 @@ from training.train import TrainedModel, export_bundle, train_two_tower
 
 pytestmark = pytest.mark.slow
 
+CONFIG = TrainConfig(epochs=3, patience=3, jit_compile=False, members=1)
+"""One model (tests/training/test_ensemble.py trains an ensemble of them)."""
+
 
 @pytest.fixture(scope="module")
 def sample():
@@ -32,7 +35,7 @@ def sample():
 def trained(sample) -> TrainedModel:
     data, split = sample
     # XLA off here (its compilation is most of a 3-epoch run); tests/training/test_cli_any_layout.py trains with it
-    return train_two_tower(data, split, TrainConfig(epochs=3, patience=3, jit_compile=False), progress=False,
+    return train_two_tower(data, split, CONFIG, progress=False,
                            log=lambda m: None)
 
 
@@ -118,8 +121,8 @@ def test_a_new_movie_gets_a_content_vector_close_to_similar_movies(trained: Trai
 def test_bundle_round_trip_and_size(bundle_dir: Path, trained: TrainedModel):
     bundle = open_bundle(bundle_dir)
     bundle.verify()
-    assert bundle.dimension == TrainConfig().dimension
-    assert bundle.manifest.history_length == TrainConfig().history_length
+    assert bundle.dimension == CONFIG.dimension
+    assert bundle.manifest.history_length == CONFIG.history_length
     assert bundle.manifest.dataset["name"] == "ml-latest-small"
     assert (bundle_dir / USER_TOWER).stat().st_size < 5 * 1024 * 1024
     np.testing.assert_array_equal(bundle.movie_vectors, trained.vectors)
