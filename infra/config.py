@@ -118,8 +118,8 @@ class InfraSettings:
     at deploy, like ``indexerImageUri``."""
     retrain_args: str | None = setting("retrainArgs", default=None)
     """Model and training options appended to the retraining task's command, as for ``recs train`` (e.g. ``--epochs 2
-    --max-examples-per-user 30`` for a 32M-rating release: docs/operations.md); checked against the retraining
-    command line at synth. Unset: the training defaults."""
+    --max-examples-per-user 30 --members 1`` for a 32M-rating release: docs/operations.md); checked against the
+    retraining command line at synth. Unset: the training defaults."""
     retrain_tolerance: float = setting("retrainTolerance", default=0.005)
     """The gate's tolerance (``RECS_RETRAIN_TOLERANCE``): how much lower the new model's Recall@10 and NDCG@10 may
     be than the live model's."""

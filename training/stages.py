@@ -43,7 +43,8 @@ class Stages:
     """Wall time and peak resident memory of each stage of a run (``with stages("load"): ...``).
 
     The peak of a stage is the process's peak while it ran (the memory it inherited included): the
-    high-water mark is reset as each stage starts, where Linux allows it (``resettable``).
+    high-water mark is reset as each stage starts, where Linux allows it (``resettable``). A stage run more than
+    once (each member of an ensemble) records its total time and its highest peak.
     """
 
     def __init__(self) -> None:
@@ -56,9 +57,10 @@ class Stages:
         started = time.perf_counter()
         try:
             yield
-        finally:
-            self.records[name] = {"seconds": round(time.perf_counter() - started, 2),
-                                  "peak_rss_mib": round(peak_rss_mib(), 1)}
+        finally:  # a stage entered again (an ensemble's members each build examples and train) adds up
+            earlier = self.records.get(name, {"seconds": 0.0, "peak_rss_mib": 0.0})
+            self.records[name] = {"seconds": round(earlier["seconds"] + time.perf_counter() - started, 2),
+                                  "peak_rss_mib": round(max(earlier["peak_rss_mib"], peak_rss_mib()), 1)}
 
     def to_dict(self) -> dict[str, Any]:
         return {"stages": self.records, "peak_reset_per_stage": self.resettable}

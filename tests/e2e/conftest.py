@@ -1,8 +1,9 @@
 """The end-to-end tests' model: a tiny two-tower model trained once per session on the bundled data.
 
 ``recs train`` runs as a child process (TensorFlow never enters the test process), with settings that
-make it quick (one epoch, small batches, a short history, 16 dimensions): the model is weak but
-real, and its bundle is exactly what a full training writes.
+make it quick (one epoch, small batches, a short history, 16 dimensions a member): the model is weak but
+real, and its bundle is exactly what a full training writes, the default ensemble of two models included
+(31-float vectors through the indexer's mapping, OpenSearch and the service).
 """
 
 from __future__ import annotations
@@ -36,4 +37,5 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     bundle = open_bundle(out / "bundle")
     assert summary["model_version"] == bundle.model_version
     assert summary["dataset"]["movies"] == len(bundle.catalog) == 9742
+    assert bundle.user_tower.tower_type == "ensemble" and bundle.dimension == 2 * 15 + 1  # the default: two members
     return bundle

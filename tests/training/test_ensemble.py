@@ -3,6 +3,7 @@ the same users, and the served path, the bundle and the evaluation take the ense
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,3 +102,14 @@ def test_the_ensemble_is_scored_as_one_model_and_beats_each_member(sample, ensem
     # the id embeddings (the bulk, at the default width) of two members fit the user tower's 5 MB budget
     assert (tmp_path / "bundle" / USER_TOWER).stat().st_size < 5 * 1024 * 1024
     assert recall(bundle.user_tower, bundle.movie_vectors) == pytest.approx(both)
+
+
+def test_a_stage_entered_once_per_member_records_their_total_time_and_highest_peak():
+    from training.stages import Stages
+
+    stages = Stages()
+    for pause in (0.02, 0.03):
+        with stages("training"):
+            time.sleep(pause)
+    record = stages.to_dict()["stages"]["training"]
+    assert 0.05 <= record["seconds"] < 1.0 and record["peak_rss_mib"] > 0
