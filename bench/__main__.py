@@ -223,6 +223,10 @@ def training_view(r: dict[str, Any]) -> tuple[dict[str, Any], list[Table]]:
     ]
     sizes = r.get("bundle_bytes") or {}
     rows += [[f"bundle file {name}", _fmt(size / 1024, 0, " KiB")] for name, size in sizes.items()]
+    if r.get("user_tower_budget_bytes"):
+        rows.append([f"user tower ({_fmt(r.get('members'))} member(s)) within its budget",
+                     f"{'yes' if r.get('user_tower_within_budget') else 'NO'} "
+                     f"({_fmt(r['user_tower_budget_bytes'] / 2**20, 0, ' MiB')})"])
     rows += [[f"numpy user tower, {name.replace('_', ' ')}, p50 / p99",
               f"{_fmt(v.get('p50_ms'), 3)} / {_fmt(v.get('p99_ms'), 3)} ms"] for name, v in latency.items()]
     return headline, [(["figure", "value"], rows)]

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 BUDGET_SECONDS = 180.0
+USER_TOWER_BUDGET_BYTES = 5 * 2**20
+"""What the Lambda loads on a cold start besides the catalog: the user tower (every member of an ensemble)."""
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         "budget_seconds": BUDGET_SECONDS,
         "within_budget": wall < BUDGET_SECONDS,
         "bundle_bytes": sizes,
+        "user_tower_budget_bytes": USER_TOWER_BUDGET_BYTES,
+        "user_tower_within_budget": sizes.get("user_tower.npz", 0) < USER_TOWER_BUDGET_BYTES,
+        "members": len(manifest["training"].get("members") or []) or 1,
         "served_recall@10": summary["metrics"]["two-tower (served)"]["recall@10"],
         "user_tower_latency": latency,
         "cpus": os.cpu_count(),
@@ -98,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         ("epochs run", str(result["epochs_run"])),
         ("peak RSS of training (MiB)", f"{peak_mib:.0f}"),
         *[(f"bundle: {name} (KiB)", f"{size / 1024:.0f}") for name, size in sizes.items()],
+        ("user tower within its budget", f"{'yes' if result['user_tower_within_budget'] else 'NO'} "
+                                         f"({USER_TOWER_BUDGET_BYTES / 2**20:.0f} MiB; {result['members']} member(s))"),
         ("served recall@10", f"{result['served_recall@10']:.4f}"),
         *[(f"user tower {b} p50 / p99 (ms)", f"{v['p50_ms']:.3f} / {v['p99_ms']:.3f}") for b, v in latency.items()],
     ]

@@ -547,7 +547,7 @@ def _encode_items(members: Sequence[ItemTower], movies: Sequence[Movie], batch_s
 
 
 def _member_arrays(members: Sequence[UserTower | ItemTower]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {"tower_type": np.asarray(ENSEMBLE), "members": np.int32(len(members))}  # type: ignore[dict-item]
+    out = {"tower_type": np.asarray(ENSEMBLE), "members": np.asarray(len(members), dtype=np.int32)}
     for i, member in enumerate(members):
         out.update({f"member{i}.{name}": value for name, value in member.arrays().items()})
     return out
@@ -597,7 +597,10 @@ class EnsembleUserTower:
     def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "user tower") -> EnsembleUserTower:
         members = tuple(UserTower.from_arrays(arrays, f"{source} (member {i})")
                         for i, arrays in enumerate(_member_weights(weights, source)))
-        return cls(members)
+        try:
+            return cls(members)
+        except TowerWeightsError as exc:
+            raise TowerWeightsError(f"{source}: {exc}") from None
 
     def arrays(self) -> dict[str, np.ndarray]:
         return _member_arrays(self.members)

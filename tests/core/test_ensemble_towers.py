@@ -110,3 +110,13 @@ def test_broken_ensemble_files_are_refused_naming_the_member(members):
     assert isinstance(item_tower_from_arrays(items), EnsembleItemTower)
     with pytest.raises(TowerWeightsError, match=r"member 1\): missing array 'id_embedding'"):
         item_tower_from_arrays({k: v for k, v in items.items() if k != "member1.id_embedding"})
+
+
+def test_a_file_whose_members_disagree_is_refused_naming_it(members, tmp_path: Path):
+    catalog, towers = members
+    short = synthetic_towers(catalog, DIMENSION, history_length=10, seed=5)[0]
+    arrays = {**EnsembleUserTower((towers[0][0], towers[1][0])).arrays(),
+              **{f"member1.{k}": v for k, v in short.arrays().items()}}
+    np.savez(tmp_path / USER_TOWER, **arrays)
+    with pytest.raises(TowerWeightsError, match=r"user_tower.npz: .*member 1 reads another history"):
+        load_user_tower(tmp_path / USER_TOWER)
