@@ -167,19 +167,21 @@ def train_ensemble(
     catalog_ids = np.asarray([m.movie_id for m in catalog], dtype=np.int64)
     validation = served_validation(split, val, user_tower, vectors, catalog_ids) if val.users.size else {}
     best_epochs = [int(m.info["best_epoch"]) for m in trained]
+    history = _mean_history([m.history for m in trained])
     info = {
         **{k: v for k, v in trained[0].info.items() if k not in ("seconds", "history", "validation")},
         "config": config.to_dict(),
         "best_epoch": int(np.floor(np.mean(best_epochs) + 0.5)),
         "epochs_run": max(int(m.info["epochs_run"]) for m in trained),
         "seconds": round(time.perf_counter() - started, 1),
+        "history": history,
         "parity_max_abs_diff": max(float(m.info["parity_max_abs_diff"]) for m in trained),
         "validation": {**val.to_dict(), "metrics": validation},
         "members": [{"seed": config.seed + i, "best_epoch": m.info["best_epoch"], "epochs_run": m.info["epochs_run"],
                      "seconds": m.info["seconds"], "validation": m.info["validation"]["metrics"]}
                     for i, m in enumerate(trained)],
     }
-    return TrainedModel(user_tower, item_tower, catalog, vectors, _mean_history([m.history for m in trained]), info)
+    return TrainedModel(user_tower, item_tower, catalog, vectors, history, info)
 
 
 def _mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:

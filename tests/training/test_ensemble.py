@@ -51,6 +51,8 @@ def test_an_ensemble_serves_its_members_side_by_side(ensemble: TrainedModel):
     np.testing.assert_array_equal(ensemble.vectors, item.encode(ensemble.catalog))
     assert [m["seed"] for m in ensemble.info["members"]] == [42, 43]
     assert ensemble.info["config"]["members"] == 2 and ensemble.info["best_epoch"] == 1
+    # the training curve (the report's plot reads it from the manifest) is the members' mean per epoch
+    assert ensemble.info["history"] is ensemble.history and len(ensemble.history["loss"]) == CONFIG.epochs
 
 
 def test_member_1_is_the_single_model_of_its_seed_but_holds_out_member_0s_validation_users(
@@ -113,3 +115,10 @@ def test_a_stage_entered_once_per_member_records_their_total_time_and_highest_pe
             time.sleep(pause)
     record = stages.to_dict()["stages"]["training"]
     assert 0.05 <= record["seconds"] < 1.0 and record["peak_rss_mib"] > 0
+
+
+def test_the_curve_of_members_that_stopped_at_different_epochs_averages_those_that_ran():
+    from training.train import _mean_history
+
+    curve = _mean_history([{"loss": [4.0, 3.0, 2.0]}, {"loss": [6.0, 5.0]}])
+    assert curve == {"loss": [5.0, 4.0, 2.0]}
