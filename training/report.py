@@ -202,7 +202,7 @@ def _plot_comparison(path: Path, evaluation: Evaluation) -> None:
 def _plot_history(path: Path, history: dict[str, list[float]], validation_users: int | None = None,
                   members: int = 0) -> None:
     """The loss and, when the training had validation users, their Recall@10 per epoch (the label says how many:
-    on a small set the curve is noisy); for an ensemble of ``members``, the members' means (the title says so)."""
+    on a small set the curve is noisy); for an ensemble of ``members``, the members' means (the axis says so)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +219,7 @@ def _plot_history(path: Path, history: dict[str, list[float]], validation_users:
         ax2.plot(epochs, history.get("val_recall@10", []), "s--", color="#d1495b", label=label)
         ax2.set_ylabel("validation recall@10")
     if members > 1:
-        ax1.set_title(f"mean of the ensemble's {members} members", fontsize=9, pad=24)
+        ax1.set_xlabel(f"epoch (each curve: the mean of the ensemble's {members} members)")
     fig.legend(loc="upper center", ncols=2, fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
