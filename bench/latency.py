@@ -165,15 +165,12 @@ def tower_comparison(work: Path, kinds: list[str], requests: int, rounds: int, t
     longest = TrainConfig().history_length
     bundles = write_tower_bundles(work / "towers", kinds, TOWER_MOVIES)
     catalog, popularity = synthetic_store_catalog(TOWER_MOVIES, seed=7)
-    stores: dict[int, Path] = {}  # one index per vector size (an ensemble's vectors are wider)
-    for kind in kinds:
-        dimension = open_bundle(bundles[kind]).dimension
-        if dimension not in stores:
-            stores[dimension] = work / f"store-towers-{dimension}"
-            store = EmbeddedStore(stores[dimension])
-            store.write_index("bench-towers", catalog, vectors_for(popularity, dimension, 7), "synthetic-towers")
-            store.publish("bench-towers")
-    store_of = {kind: stores[open_bundle(bundles[kind]).dimension] for kind in kinds}
+    dimensions = {kind: open_bundle(bundles[kind]).dimension for kind in kinds}
+    store_of = {kind: work / f"store-towers-{d}" for kind, d in dimensions.items()}  # an ensemble's vectors are wider
+    for dimension in sorted(set(dimensions.values())):
+        store = EmbeddedStore(work / f"store-towers-{dimension}")
+        store.write_index("bench-towers", catalog, vectors_for(popularity, dimension, 7), "synthetic-towers")
+        store.publish("bench-towers")
     handler: dict[str, list[float]] = {k: [] for k in kinds}
     alone: dict[str, list[float]] = {k: [] for k in kinds}
 

@@ -571,31 +571,32 @@ def _member_weights(weights: Mapping[str, np.ndarray], source: str) -> list[dict
 
 
 @dataclass(frozen=True)
-class EnsembleUserTower:
-    """User towers trained from different seeds, served as one: the vector is the members' ``u / temperature``
-    parts side by side and one popularity weight, their sum (``dimension`` = the members' parts + 1), so its inner
-    product with an ``EnsembleItemTower`` vector is the sum of the members' logits. The members read the same
-    history (same movie vocabulary and history length); each may be of any tower type."""
+class _Ensemble:
+    """What both ensembles share: at least two members of one class (``MEMBER``) that read the same inputs, their
+    arrays under ``member<i>.`` prefixes, and a vector of the members' parts side by side plus one popularity
+    column."""
 
-    members: tuple[UserTower, ...]
+    members: tuple[Any, ...]
 
-    TOWER_TYPE: ClassVar[str] = ENSEMBLE
+    MEMBER: ClassVar[Any]
+    NAME: ClassVar[str]
+    MISMATCH: ClassVar[str]
+    """How a member whose inputs differ from member 0's is described in the error."""
 
     def __post_init__(self) -> None:
-        self._check_members("user tower ensemble")
-
-    def _check_members(self, source: str) -> None:
         if len(self.members) < 2:
-            raise TowerWeightsError(f"{source}: an ensemble needs at least 2 members, got {len(self.members)}")
-        first = self.members[0]
+            raise TowerWeightsError(f"{self.NAME}: an ensemble needs at least 2 members, got {len(self.members)}")
         for i, member in enumerate(self.members[1:], 1):
-            if member.history_length != first.history_length or not np.array_equal(member.movie_ids, first.movie_ids):
-                raise TowerWeightsError(f"{source}: member {i} reads another history than member 0 (movie ids or "
-                                        "history length differ)")
+            if not self._same_inputs(self.members[0], member):
+                raise TowerWeightsError(f"{self.NAME}: member {i} {self.MISMATCH} than member 0")
+
+    @staticmethod
+    def _same_inputs(first: Any, other: Any) -> bool:
+        raise NotImplementedError
 
     @classmethod
-    def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "user tower") -> EnsembleUserTower:
-        members = tuple(UserTower.from_arrays(arrays, f"{source} (member {i})")
+    def _from_arrays(cls, weights: Mapping[str, np.ndarray], source: str) -> Any:
+        members = tuple(cls.MEMBER.from_arrays(arrays, f"{source} (member {i})")
                         for i, arrays in enumerate(_member_weights(weights, source)))
         try:
             return cls(members)
@@ -604,6 +605,34 @@ class EnsembleUserTower:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return _member_arrays(self.members)
+
+    @property
+    def dimension(self) -> int:
+        return sum(m.dimension - 1 for m in self.members) + 1
+
+
+@dataclass(frozen=True)
+class EnsembleUserTower(_Ensemble):
+    """User towers trained from different seeds, served as one: the vector is the members' ``u / temperature``
+    parts side by side and one popularity weight, their sum (``dimension`` = the members' parts + 1), so its inner
+    product with an ``EnsembleItemTower`` vector is the sum of the members' logits. The members read the same
+    history (same movie vocabulary and history length); each may be of any tower type."""
+
+    members: tuple[UserTower, ...]
+
+    MEMBER = UserTower
+    NAME = "user tower ensemble"
+    MISMATCH = "reads another history (movie ids or history length)"
+    TOWER_TYPE: ClassVar[str] = ENSEMBLE
+
+    @staticmethod
+    def _same_inputs(first: UserTower, other: UserTower) -> bool:
+        return other.history_length == first.history_length and np.array_equal(other.movie_ids, first.movie_ids)
+
+    @classmethod
+    def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "user tower") -> EnsembleUserTower:
+        tower: EnsembleUserTower = cls._from_arrays(weights, source)
+        return tower
 
     @property
     def tower_type(self) -> str:
@@ -620,10 +649,6 @@ class EnsembleUserTower:
     @property
     def history_length(self) -> int:
         return self.members[0].history_length
-
-    @property
-    def dimension(self) -> int:
-        return sum(m.dimension - 1 for m in self.members) + 1
 
     def knows(self, movie_id: int) -> bool:
         return self.members[0].knows(movie_id)
@@ -644,42 +669,30 @@ class EnsembleUserTower:
 
 
 @dataclass(frozen=True)
-class EnsembleItemTower:
+class EnsembleItemTower(_Ensemble):
     """The item towers of an ensemble (``EnsembleUserTower``): a movie's vector is the members' normalised outputs
     side by side, then ``log(1 + popularity)`` once. The members share the feature vocabularies (``spec``)."""
 
     members: tuple[ItemTower, ...]
 
-    def __post_init__(self) -> None:
-        if len(self.members) < 2:
-            raise TowerWeightsError(f"item tower ensemble: needs at least 2 members, got {len(self.members)}")
-        first = self.members[0].spec
-        for i, member in enumerate(self.members[1:], 1):
-            spec = member.spec
-            if (spec.genres, spec.tokens, spec.year_center, spec.year_scale) != (
-                    first.genres, first.tokens, first.year_center, first.year_scale) or not np.array_equal(
-                    spec.movie_ids, first.movie_ids):
-                raise TowerWeightsError(f"item tower ensemble: member {i} has other feature vocabularies than member 0")
+    MEMBER = ItemTower
+    NAME = "item tower ensemble"
+    MISMATCH = "has other feature vocabularies"
+
+    @staticmethod
+    def _same_inputs(first: ItemTower, other: ItemTower) -> bool:
+        a, b = first.spec, other.spec
+        same = (a.genres, a.tokens, a.year_center, a.year_scale) == (b.genres, b.tokens, b.year_center, b.year_scale)
+        return same and np.array_equal(a.movie_ids, b.movie_ids)
 
     @classmethod
     def from_arrays(cls, weights: Mapping[str, np.ndarray], source: str = "item tower") -> EnsembleItemTower:
-        members = tuple(ItemTower.from_arrays(arrays, f"{source} (member {i})")
-                        for i, arrays in enumerate(_member_weights(weights, source)))
-        try:
-            return cls(members)
-        except TowerWeightsError as exc:
-            raise TowerWeightsError(f"{source}: {exc}") from None
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return _member_arrays(self.members)
+        tower: EnsembleItemTower = cls._from_arrays(weights, source)
+        return tower
 
     @property
     def spec(self) -> ItemFeatureSpec:
         return self.members[0].spec
-
-    @property
-    def dimension(self) -> int:
-        return sum(m.dimension - 1 for m in self.members) + 1
 
     def encode(self, movies: Sequence[Movie], batch_size: int = 4096) -> np.ndarray:
         """Index vectors ``[len(movies), dimension]``: the members' outputs, then ``log(1 + popularity)``."""

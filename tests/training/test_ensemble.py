@@ -14,8 +14,6 @@ from core.bundle import USER_TOWER, open_bundle
 from core.towers import EnsembleItemTower, EnsembleUserTower, UserTower
 from training.config import TrainConfig
 from training.evaluation import EvalSet, per_user_metrics, served_scorer, summarize
-from training.movielens import load_movielens
-from training.split import chronological_split
 from training.train import TrainedModel, export_bundle, train_two_tower
 
 pytestmark = pytest.mark.slow
@@ -25,20 +23,14 @@ CONFIG = TrainConfig(epochs=1, history_length=20, dimension=16, batch_size=1024,
 
 
 @pytest.fixture(scope="module")
-def sample():
-    data = load_movielens("data/ml-latest-small")
-    return data, chronological_split(data.ratings)
-
-
-@pytest.fixture(scope="module")
-def ensemble(sample) -> TrainedModel:
-    data, split = sample
+def ensemble(movielens_sample) -> TrainedModel:
+    data, split = movielens_sample
     return train_two_tower(data, split, CONFIG, progress=False, log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
-def second_seed(sample) -> TrainedModel:
-    data, split = sample
+def second_seed(movielens_sample) -> TrainedModel:
+    data, split = movielens_sample
     return train_two_tower(data, split, replace(CONFIG, members=1, seed=CONFIG.seed + 1), progress=False,
                            log=lambda m: None)
 
@@ -70,8 +62,8 @@ def test_member_1_is_the_single_model_of_its_seed_but_holds_out_member_0s_valida
     assert not np.array_equal(member.history_embedding, second_seed.user_tower.history_embedding)  # type: ignore[attr-defined]
 
 
-def test_member_0_is_the_single_model_of_the_seed(sample, ensemble: TrainedModel):
-    data, split = sample
+def test_member_0_is_the_single_model_of_the_seed(movielens_sample, ensemble: TrainedModel):
+    data, split = movielens_sample
     single = train_two_tower(data, split, replace(CONFIG, members=1), progress=False, log=lambda m: None)
     assert isinstance(ensemble.user_tower, EnsembleUserTower)
     first = ensemble.user_tower.members[0].arrays()
@@ -80,8 +72,9 @@ def test_member_0_is_the_single_model_of_the_seed(sample, ensemble: TrainedModel
     np.testing.assert_array_equal(ensemble.vectors[:, : CONFIG.dimension - 1], single.vectors[:, :-1])
 
 
-def test_the_ensemble_is_scored_as_one_model_and_beats_each_member(sample, ensemble: TrainedModel, tmp_path: Path):
-    data, split = sample
+def test_the_ensemble_is_scored_as_one_model_and_beats_each_member(movielens_sample, ensemble: TrainedModel,
+                                                                   tmp_path: Path):
+    data, split = movielens_sample
     assert isinstance(ensemble.user_tower, EnsembleUserTower) and isinstance(ensemble.item_tower, EnsembleItemTower)
     catalog_ids = [m.movie_id for m in ensemble.catalog]
     evalset = EvalSet.build(split, catalog_ids)

@@ -14,9 +14,7 @@ from core.bundle import USER_TOWER, open_bundle
 from core.errors import BundleError
 from core.features import Movie, history_inputs
 from training.config import TrainConfig
-from training.movielens import load_movielens
 from training.pipeline import MODEL_NAME, evaluate_all
-from training.split import chronological_split
 from training.train import TrainedModel, export_bundle, train_two_tower
 
 pytestmark = pytest.mark.slow
@@ -26,22 +24,16 @@ CONFIG = TrainConfig(epochs=3, patience=3, jit_compile=False, members=1)
 
 
 @pytest.fixture(scope="module")
-def sample():
-    data = load_movielens("data/ml-latest-small")
-    return data, chronological_split(data.ratings)
-
-
-@pytest.fixture(scope="module")
-def trained(sample) -> TrainedModel:
-    data, split = sample
+def trained(movielens_sample) -> TrainedModel:
+    data, split = movielens_sample
     # XLA off here (its compilation is most of a 3-epoch run); tests/training/test_cli_any_layout.py trains with it
     return train_two_tower(data, split, CONFIG, progress=False,
                            log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(trained: TrainedModel, sample, tmp_path_factory) -> Path:
-    data, _ = sample
+def bundle_dir(trained: TrainedModel, movielens_sample, tmp_path_factory) -> Path:
+    data, _ = movielens_sample
     out = tmp_path_factory.mktemp("bundle")
     export_bundle(trained, out, data.summary(), {"two-tower (served)": {"recall@10": 0.0}})
     return out
@@ -61,8 +53,8 @@ def test_the_loss_falls(trained: TrainedModel):
     assert losses[-1] < losses[0] * 0.9
 
 
-def test_the_served_path_beats_popularity(trained: TrainedModel, sample):
-    data, split = sample
+def test_the_served_path_beats_popularity(trained: TrainedModel, movielens_sample):
+    data, split = movielens_sample
     ev = evaluate_all(
         split,
         [m.movie_id for m in trained.catalog],
@@ -74,8 +66,9 @@ def test_the_served_path_beats_popularity(trained: TrainedModel, sample):
     assert ev.results[MODEL_NAME]["recall@10"] > ev.results["popularity"]["recall@10"]
 
 
-def test_numpy_user_tower_matches_keras_including_unknown_ids_and_empty_histories(trained: TrainedModel, sample):
-    _data, split = sample
+def test_numpy_user_tower_matches_keras_including_unknown_ids_and_empty_histories(trained: TrainedModel,
+                                                                                   movielens_sample):
+    _data, split = movielens_sample
     user_layer, _ = trained.keras_towers  # type: ignore[misc]
     tower = trained.user_tower
     histories = [
@@ -153,8 +146,8 @@ def test_truncated_and_tampered_files_are_refused_by_name(bundle_dir: Path, tmp_
         open_bundle(tampered)
 
 
-def test_inconsistent_shapes_are_refused(bundle_dir: Path, tmp_path: Path, trained: TrainedModel, sample):
-    data, _ = sample
+def test_inconsistent_shapes_are_refused(bundle_dir: Path, tmp_path: Path, trained: TrainedModel, movielens_sample):
+    data, _ = movielens_sample
     short = replace(trained, vectors=trained.vectors[:, :10])
     with pytest.raises(BundleError, match="do not match"):
         export_bundle(short, tmp_path / "bad", data.summary(), {})
